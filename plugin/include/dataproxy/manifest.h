@@ -1,0 +1,93 @@
+// Proxy manifests: the versioned record of one generated data proxy, and its on-disk cache.
+#pragma once
+
+#include <nlohmann/json.hpp>
+
+#include <cstdint>
+#include <filesystem>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "dataproxy/dataset.h"
+
+namespace dataproxy {
+
+namespace fs = std::filesystem;
+using json = nlohmann::json;
+
+/// Current manifest schema; loaders refuse other versions with a message.
+inline constexpr int kManifestSchemaVersion = 1;
+
+/// A probe network trained on the full data. Its accuracies are free spot checks.
+struct ProbeRecord {
+  json config;            ///< the configuration, as in the search space
+  std::string config_id;  ///< SearchSpace::config_id
+  int64_t macs = 0;
+  int64_t params = 0;
+  double test_accuracy = 0;   ///< full-data training, test split
+  double train_seconds = 0;   ///< all epochs
+  double epoch_seconds = 0;   ///< mean per epoch
+  int64_t epochs = 0;
+};
+
+/// Everything a trial needs to train on a proxy, and everything that explains it.
+struct Manifest {
+  int schema_version = kManifestSchemaVersion;
+  std::string key;           ///< cache key: hash of every input that decides the result
+  std::string tool_version;  ///< dataproxy version that wrote it
+  std::string created;       ///< ISO 8601 UTC
+
+  // Dataset identity.
+  std::string dataset;              ///< name for load_dataset(), e.g. "cifar10"
+  std::string train_fingerprint;    ///< fingerprint() of the full train split used
+  std::string test_fingerprint;
+  int64_t train_size = 0;           ///< full train split size
+  int64_t test_size = 0;
+  int64_t num_classes = 0;          ///< classes of the full data
+  LoadOptions load_options;         ///< the slice used (max_train/max_test), 0 = all
+
+  // Search space and method.
+  std::string space_name;
+  std::string space_hash;           ///< SearchSpace::content_hash
+  std::string method;               ///< selection strategy name: "ours", "random", "stratified"
+  json settings = json::object();   ///< the method's options, as given
+  double ratio = 0;                 ///< requested fraction of the train split
+  uint64_t seed = 0;
+
+  // Result.
+  std::vector<int64_t> indices;     ///< selected train indices (into the full train split), sorted
+  std::string indices_file;         ///< side file name, relative to the manifest's folder
+  std::string indices_sha256;       ///< checksum of that file
+  std::vector<int64_t> kept_classes;  ///< original labels kept, ascending (all when no reduction)
+  std::vector<int64_t> label_remap;   ///< original label -> new label, -1 for dropped classes
+  std::vector<ProbeRecord> probes;    ///< lightest first
+  json case_counts = json::object();  ///< {"c1": n, "c2": n, "c3": n, "c4": n}
+  std::vector<int64_t> class_counts;  ///< proxy samples per original class
+  json stage_seconds = json::object();  ///< {"probes": s, "features": s, "pca": s, "knn": s, ...}
+  json summary = json::object();        ///< anything else worth showing (e.g. importance stats)
+
+  /// Number of classes after label reduction.
+  int64_t proxy_num_classes() const;
+  json to_json() const;  ///< without `indices` (they live in the side file)
+  static Manifest from_json(const json& j, const std::string& origin);
+};
+
+/// Writes `manifest.json` and the indices side file into `dir`, atomically.
+void save_manifest(const Manifest& manifest, const fs::path& dir);
+
+/// Loads and validates a manifest from a manifest.json path or its folder. Refuses, with the
+/// reason, a wrong schema, a file edited after writing (key mismatch), and a missing or changed
+/// indices file.
+Manifest load_manifest(const fs::path& path);
+
+/// Checks that `train` (the full train split) is the data the manifest was built from; throws
+/// InvalidInput saying which fingerprint differs and what to do.
+void check_dataset(const Manifest& manifest, const Dataset& train);
+
+/// The proxy training set: the selected samples with labels remapped to [0, proxy classes).
+Dataset proxy_train_set(const Manifest& manifest, const Dataset& full_train);
+/// The test split restricted to the kept classes, labels remapped the same way.
+Dataset proxy_test_set(const Manifest& manifest, const Dataset& full_test);
+
+}  // namespace dataproxy

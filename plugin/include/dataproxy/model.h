@@ -1,0 +1,45 @@
+// Models: the networks of a search space, built from a configuration.
+#pragma once
+
+#include <torch/torch.h>
+
+#include <cstdint>
+#include <memory>
+
+#include "dataproxy/search_space.h"
+
+namespace dataproxy {
+
+/// Shape of one input image.
+struct InputShape {
+  int64_t channels = 3;
+  int64_t height = 32;
+  int64_t width = 32;
+};
+
+/// A classification network that also exposes an intermediate-layer feature vector.
+class Network : public torch::nn::Module {
+ public:
+  /// Logits [N, num_classes] for float images [N, C, H, W] (already normalised).
+  virtual torch::Tensor forward(torch::Tensor x) = 0;
+  /// Features [N, D] from an intermediate layer (globally pooled): the proxy stage's space.
+  virtual torch::Tensor features(torch::Tensor x) = 0;
+  /// Width D of features().
+  virtual int64_t feature_dim() const = 0;
+};
+
+/// Compute cost of one configuration for one image.
+struct ModelCost {
+  int64_t macs = 0;    ///< multiply-accumulates of one forward pass of one image
+  int64_t params = 0;  ///< trainable parameters
+};
+
+/// Builds the network of `config` (validated against `space`) for the given input and classes.
+std::shared_ptr<Network> build_model(const SearchSpace& space, const Config& config,
+                                     const InputShape& input, int64_t num_classes);
+
+/// MACs and parameter count of `config`, without training anything.
+ModelCost model_cost(const SearchSpace& space, const Config& config, const InputShape& input,
+                     int64_t num_classes);
+
+}  // namespace dataproxy

@@ -1,0 +1,88 @@
+// Training and evaluation of one network with a search space's training settings.
+#pragma once
+
+#include <torch/torch.h>
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "dataproxy/dataset.h"
+#include "dataproxy/model.h"
+#include "dataproxy/progress.h"
+#include "dataproxy/search_space.h"
+
+namespace dataproxy {
+
+/// Options for one training run. Zero means "take it from the space's TrainSettings".
+struct TrainOptions {
+  std::string device = "auto";  ///< "auto" (CUDA when present), "cpu", "cuda" or "cuda:N"
+  int threads = 0;              ///< CPU intra-op threads; 0 = all cores
+  uint64_t seed = 0;            ///< seeds init, shuffling and augmentation
+  int64_t epochs = 0;           ///< 0 = TrainSettings::epochs
+  int64_t batch_size = 0;       ///< 0 = TrainSettings::batch_size
+  double learning_rate = 0;     ///< 0 = TrainSettings::learning_rate
+  bool mixed_precision = true;  ///< bf16 autocast on CUDA; ignored on CPU
+  bool channels_last = true;    ///< memory format of activations and weights
+  int64_t eval_batch_size = 1000;
+  bool evaluate_each_epoch = true;  ///< test accuracy after every epoch (else only at the end)
+};
+
+/// What one epoch did.
+struct EpochStats {
+  int64_t epoch = 0;  ///< 1-based
+  double train_loss = 0;
+  double train_accuracy = 0;
+  double test_accuracy = -1;  ///< -1 when not evaluated this epoch
+  double seconds = 0;         ///< training time of the epoch, evaluation excluded
+  double images_per_second = 0;
+};
+
+/// What a training run produced.
+struct TrainResult {
+  std::vector<EpochStats> epochs;
+  double final_accuracy = 0;   ///< test accuracy after the last epoch
+  double train_seconds = 0;    ///< all epochs, evaluation excluded
+  double total_seconds = 0;    ///< wall time including evaluation and data upload
+  bool stopped_early = false;  ///< the epoch callback asked to stop
+  std::string device;          ///< e.g. "cpu", "cuda:0"
+};
+
+/// Called after each epoch; return false to stop training (pruning, SIGINT).
+using EpochCallback = std::function<bool(const EpochStats&)>;
+
+/// Resolves "auto"/"cpu"/"cuda[:N]"; throws InvalidInput for CUDA when none is present.
+torch::Device resolve_device(const std::string& name);
+/// Sets the CPU intra-op thread count (0 = all cores) and returns what is in force.
+int configure_threads(int threads);
+
+/// Trains and evaluates networks. Data is uploaded to the device once as uint8; augmentation
+/// and normalisation run on whole batches there.
+class Trainer {
+ public:
+  Trainer(TrainSettings settings, TrainOptions options, Reporter& reporter = null_reporter());
+
+  /// Trains `model` on `train` (labels must lie in [0, num_classes) of the model) and evaluates
+  /// on `test`. Seeded: the same seed on the CPU gives the same result.
+  TrainResult fit(Network& model, const Dataset& train, const Dataset& test,
+                  const EpochCallback& on_epoch = nullptr);
+  /// Accuracy of `model` on `data`.
+  double evaluate(Network& model, const Dataset& data);
+  /// Predicted class per sample, int64 [N] on the CPU.
+  torch::Tensor predict(Network& model, const Dataset& data);
+  /// Network::features per sample, float32 [N, D] on the CPU.
+  torch::Tensor features(Network& model, const Dataset& data);
+
+  const torch::Device& device() const { return device_; }
+  const TrainSettings& settings() const { return settings_; }
+  const TrainOptions& options() const { return options_; }
+
+ private:
+  TrainSettings settings_;
+  TrainOptions options_;
+  Reporter& reporter_;
+  torch::Device device_;
+};
+
+}  // namespace dataproxy
