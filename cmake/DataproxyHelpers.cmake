@@ -1,3 +1,7 @@
+configure_file(${CMAKE_CURRENT_LIST_DIR}/version.h.in
+  ${PROJECT_BINARY_DIR}/include/dataproxy/version.h @ONLY)
+install(FILES ${PROJECT_BINARY_DIR}/include/dataproxy/version.h DESTINATION include/dataproxy)
+
 # One precompiled torch/torch.h shared by every target: parsing it costs ~15 s per file.
 add_library(dataproxy_pch OBJECT ${CMAKE_CURRENT_LIST_DIR}/pch.cpp)
 target_link_libraries(dataproxy_pch PUBLIC torch nlohmann_json::nlohmann_json)
@@ -17,10 +21,11 @@ function(dataproxy_component name)
   add_library(dataproxy_${name} STATIC ${ARG_SOURCES})
   add_library(dataproxy::${name} ALIAS dataproxy_${name})
   target_include_directories(dataproxy_${name} PUBLIC
-    $<BUILD_INTERFACE:${PROJECT_SOURCE_DIR}/plugin/include> $<INSTALL_INTERFACE:include>
+    $<BUILD_INTERFACE:${PROJECT_SOURCE_DIR}/plugin/include>
+    $<BUILD_INTERFACE:${PROJECT_BINARY_DIR}/include> $<INSTALL_INTERFACE:include>
     PRIVATE ${PROJECT_SOURCE_DIR}/plugin/src)
   target_link_libraries(dataproxy_${name} PUBLIC ${ARG_DEPENDS})
-  set_target_properties(dataproxy_${name} PROPERTIES POSITION_INDEPENDENT_CODE ON
+  set_target_properties(dataproxy_${name} PROPERTIES
     EXPORT_NAME ${name})
   target_compile_options(dataproxy_${name} PRIVATE -Wall -Wextra)
   dataproxy_use_pch(dataproxy_${name})

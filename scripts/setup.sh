@@ -15,7 +15,7 @@ if [ "$(id -u)" != 0 ]; then SUDO=sudo; fi
 APT_PACKAGES=(
   build-essential cmake ninja-build pkg-config git clang-format
   libtorch-dev libyaml-cpp-dev nlohmann-json3-dev libhnswlib-dev
-  libboost-dev libboost-filesystem-dev libgtest-dev googletest
+  libboost-dev libboost-filesystem-dev libboost-program-options-dev libgtest-dev googletest
   libssl-dev libpng-dev zlib1g-dev libcurl4-openssl-dev
   python3 python3-venv python3-dev python3-torch python3-torchvision
   dataset-fashion-mnist npm postgresql chromium

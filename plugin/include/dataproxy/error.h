@@ -45,11 +45,11 @@ class Interrupted : public Error {
 }  // namespace dataproxy
 
 /// Throws `type` with the streamed message when `cond` is false.
-#define DATAPROXY_CHECK(cond, type, msg)    \
-  do {                                      \
-    if (!(cond)) {                          \
-      std::ostringstream dataproxy_os_;     \
-      dataproxy_os_ << msg;                 \
-      throw type(dataproxy_os_.str());      \
-    }                                       \
+#define DATAPROXY_CHECK(cond, type, msg) \
+  do {                                   \
+    if (!(cond)) {                       \
+      std::ostringstream dataproxy_os_;  \
+      dataproxy_os_ << msg;              \
+      throw type(dataproxy_os_.str());   \
+    }                                    \
   } while (0)

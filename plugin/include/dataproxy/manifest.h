@@ -25,9 +25,9 @@ struct ProbeRecord {
   std::string config_id;  ///< SearchSpace::config_id
   int64_t macs = 0;
   int64_t params = 0;
-  double test_accuracy = 0;   ///< full-data training, test split
-  double train_seconds = 0;   ///< all epochs
-  double epoch_seconds = 0;   ///< mean per epoch
+  double test_accuracy = 0;  ///< full-data training, test split
+  double train_seconds = 0;  ///< all epochs
+  double epoch_seconds = 0;  ///< mean per epoch
   int64_t epochs = 0;
 };
 
@@ -39,31 +39,31 @@ struct Manifest {
   std::string created;       ///< ISO 8601 UTC
 
   // Dataset identity.
-  std::string dataset;              ///< name for load_dataset(), e.g. "cifar10"
-  std::string train_fingerprint;    ///< fingerprint() of the full train split used
+  std::string dataset;            ///< name for load_dataset(), e.g. "cifar10"
+  std::string train_fingerprint;  ///< fingerprint() of the full train split used
   std::string test_fingerprint;
-  int64_t train_size = 0;           ///< full train split size
+  int64_t train_size = 0;  ///< full train split size
   int64_t test_size = 0;
-  int64_t num_classes = 0;          ///< classes of the full data
-  LoadOptions load_options;         ///< the slice used (max_train/max_test), 0 = all
+  int64_t num_classes = 0;   ///< classes of the full data
+  LoadOptions load_options;  ///< the slice used (max_train/max_test), 0 = all
 
   // Search space and method.
   std::string space_name;
-  std::string space_hash;           ///< SearchSpace::content_hash
-  std::string method;               ///< selection strategy name: "ours", "random", "stratified"
-  json settings = json::object();   ///< the method's options, as given
-  double ratio = 0;                 ///< requested fraction of the train split
+  std::string space_hash;          ///< SearchSpace::content_hash
+  std::string method;              ///< selection strategy name: "ours", "random", "stratified"
+  json settings = json::object();  ///< the method's options, as given
+  double ratio = 0;                ///< requested fraction of the train split
   uint64_t seed = 0;
 
   // Result.
-  std::vector<int64_t> indices;     ///< selected train indices (into the full train split), sorted
-  std::string indices_file;         ///< side file name, relative to the manifest's folder
-  std::string indices_sha256;       ///< checksum of that file
-  std::vector<int64_t> kept_classes;  ///< original labels kept, ascending (all when no reduction)
-  std::vector<int64_t> label_remap;   ///< original label -> new label, -1 for dropped classes
-  std::vector<ProbeRecord> probes;    ///< lightest first
-  json case_counts = json::object();  ///< {"c1": n, "c2": n, "c3": n, "c4": n}
-  std::vector<int64_t> class_counts;  ///< proxy samples per original class
+  std::vector<int64_t> indices;  ///< selected train indices (into the full train split), sorted
+  std::string indices_file;      ///< side file name, relative to the manifest's folder
+  std::string indices_sha256;    ///< checksum of that file
+  std::vector<int64_t> kept_classes;    ///< original labels kept, ascending (all when no reduction)
+  std::vector<int64_t> label_remap;     ///< original label -> new label, -1 for dropped classes
+  std::vector<ProbeRecord> probes;      ///< lightest first
+  json case_counts = json::object();    ///< {"c1": n, "c2": n, "c3": n, "c4": n}
+  std::vector<int64_t> class_counts;    ///< proxy samples per original class
   json stage_seconds = json::object();  ///< {"probes": s, "features": s, "pca": s, "knn": s, ...}
   json summary = json::object();        ///< anything else worth showing (e.g. importance stats)
 

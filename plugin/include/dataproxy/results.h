@@ -20,18 +20,18 @@ struct TrialRecord {
   std::string framework;                ///< "nni", "optuna", "standalone", "benchmark", "probe"
   json config = json::object();
   std::string config_id;
-  std::string status = "complete";      ///< "complete", "pruned", "failed", "interrupted"
+  std::string status = "complete";  ///< "complete", "pruned", "failed", "interrupted"
   std::optional<double> proxy_accuracy;
   std::optional<double> full_accuracy;  ///< set for spot checks (and probes)
   bool spot_check = false;
-  std::vector<double> proxy_curve;      ///< test accuracy per proxy epoch
-  double proxy_seconds = 0;             ///< proxy training time
-  double full_seconds = 0;              ///< full-data training time (spot checks)
+  std::vector<double> proxy_curve;  ///< test accuracy per proxy epoch
+  double proxy_seconds = 0;         ///< proxy training time
+  double full_seconds = 0;          ///< full-data training time (spot checks)
   int64_t macs = 0;
   int64_t params = 0;
   std::string device;
   std::string manifest_key;
-  std::string finished;                 ///< ISO 8601 UTC
+  std::string finished;  ///< ISO 8601 UTC
   json extra = json::object();
 
   json to_json() const;

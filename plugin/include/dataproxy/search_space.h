@@ -41,7 +41,7 @@ struct TrainSettings {
   double momentum = 0.9;  ///< sgd only
   int64_t batch_size = 128;
   int64_t epochs = 30;
-  std::string schedule = "cosine";  ///< "constant", "cosine" or "step"
+  std::string schedule = "cosine";       ///< "constant", "cosine" or "step"
   std::vector<int64_t> step_milestones;  ///< epochs at which "step" multiplies lr by step_gamma
   double step_gamma = 0.1;
   Augmentation augmentation;

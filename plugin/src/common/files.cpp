@@ -73,8 +73,8 @@ void atomic_write(const fs::path& path, std::string_view data) {
   std::error_code ec;
   fs::create_directories(dir, ec);
   std::random_device rd;
-  fs::path tmp = dir / ("." + path.filename().string() + ".tmp" + std::to_string(::getpid()) +
-                        "." + std::to_string(rd()));
+  fs::path tmp = dir / ("." + path.filename().string() + ".tmp" + std::to_string(::getpid()) + "." +
+                        std::to_string(rd()));
   int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
   DATAPROXY_CHECK(fd >= 0, RuntimeFailure,
                   "cannot create " << tmp.string() << ": " << errno_text()
@@ -99,8 +99,7 @@ void atomic_write(const fs::path& path, std::string_view data) {
 std::string read_file(const fs::path& path) {
   std::ifstream in(path, std::ios::binary);
   DATAPROXY_CHECK(in, InvalidInput,
-                  "cannot open " << path.string() << ": " << errno_text()
-                                 << " (check the path)");
+                  "cannot open " << path.string() << ": " << errno_text() << " (check the path)");
   std::ostringstream ss;
   ss << in.rdbuf();
   return ss.str();
