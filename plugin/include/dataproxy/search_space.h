@@ -1,6 +1,27 @@
 // Search spaces: a YAML file names the model family, its categorical parameters, fixed model
 // settings and the training settings. One file drives the model builder, the probe choice, and
 // the exports to NNI and Optuna.
+//
+// Schema (every key below is known; any other key is an error; search_spaces/README.md has more):
+//   name: text                      required
+//   family: resnet | efficientnet   required
+//   notes: text                     optional (how the paper was read, ...)
+//   parameters:                     required, at least one; each a family setting that is searched
+//     - name: B                     a setting of the family (see below), unique
+//       choices: [8, 16, 32]        numbers or names, at least one, no duplicates
+//       values: {r1: [1, 2]}        required for named choices: what each name stands for
+//       description: text           optional
+//   model: {setting: value}         fixed family settings (not searched); defaults fill the rest
+//   training:                       optional; defaults as in TrainSettings
+//     optimizer: adam | sgd, learning_rate, weight_decay, momentum, batch_size, epochs,
+//     schedule: constant | cosine | step, step_milestones: [..], step_gamma,
+//     augmentation: {random_crop_padding: 4, horizontal_flip: true}
+// Family settings (a setting is either a parameter or a fixed `model:` value, not both):
+//   resnet:       B (base filters), K (kernel), M (width multiplier per stage), blocks_per_stage,
+//                 stages, stem_kernel, feature_stage (0 = last stage)
+//   efficientnet: r (repeats per stage), k (kernel per stage), f (input width per stage),
+//                 expand_ratios, strides, stem_stride, stem_kernel, output_width,
+//                 output_width_reference, head_channels, se_ratio, dropout, feature_stage
 #pragma once
 
 #include <nlohmann/json.hpp>
@@ -60,7 +81,8 @@ class SearchSpace {
   /// Model family: "resnet" or "efficientnet".
   const std::string& family() const { return family_; }
   const std::vector<Parameter>& parameters() const { return parameters_; }
-  /// Fixed model settings for the family (e.g. blocks per stage), from the `model:` key.
+  /// Fixed model settings for the family (e.g. blocks per stage): the `model:` key, with the
+  /// family's defaults filled in for every setting that is neither given nor searched.
   const json& model_settings() const { return model_settings_; }
   const TrainSettings& training() const { return training_; }
   /// Free-text notes from the file (e.g. how the paper's lists were read).
@@ -76,7 +98,11 @@ class SearchSpace {
   Config validate(const json& params) const;
   /// The value the model builder receives for `param` in `config` (resolves named choices).
   json resolve(const Config& config, const std::string& param) const;
-  /// Short stable text for a config, e.g. "B16_K3_M2".
+  /// The value of family setting `key` for `config`: the resolved parameter when the space
+  /// searches it, else the fixed model setting. Throws InvalidInput for an unknown key.
+  json setting(const Config& config, const std::string& key) const;
+  /// Short stable text for a config, e.g. "B16_K3_M2" (numbers prefixed with the parameter's
+  /// name, named choices as they are: "r1_k2_f3").
   std::string config_id(const Config& config) const;
 
   /// NNI search-space JSON: {"B": {"_type": "choice", "_value": [8, 16, 32]}, ...}.
@@ -84,7 +110,8 @@ class SearchSpace {
   /// Optuna distributions JSON: {"B": {"name": "CategoricalDistribution",
   /// "attributes": {"choices": [8, 16, 32]}}, ...} (optuna.distributions.json_to_distribution).
   json to_optuna() const;
-  /// SHA-256 of the canonical content (not the file's bytes): part of proxy cache keys.
+  /// SHA-256 of the canonical content (not the file's bytes; notes and descriptions left out, as
+  /// they change no result): part of proxy cache keys.
   std::string content_hash() const;
   /// The whole space as JSON (canonical form).
   json to_json() const;

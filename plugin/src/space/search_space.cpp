@@ -1,0 +1,644 @@
+// Parsing, validation and export of search spaces. The YAML schema is described at the top of
+// dataproxy/search_space.h and in search_spaces/README.md.
+#include "dataproxy/search_space.h"
+
+#include <yaml-cpp/yaml.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cmath>
+#include <cstdlib>
+#include <optional>
+#include <set>
+#include <sstream>
+
+#include "dataproxy/error.h"
+#include "dataproxy/files.h"
+#include "space/families.h"
+
+namespace dataproxy {
+namespace {
+
+using space::Family;
+using space::SettingSpec;
+
+/// Where the text came from, for error messages.
+struct Source {
+  std::string origin;
+
+  std::string where(const YAML::Node& node) const {
+    if (!node.IsDefined() || node.Mark().is_null()) return origin;
+    return origin + ":" + std::to_string(node.Mark().line + 1) + ":" +
+           std::to_string(node.Mark().column + 1);
+  }
+
+  [[noreturn]] void fail(const YAML::Node& node, const std::string& path, const std::string& what,
+                         const std::string& fix) const {
+    throw InvalidInput(where(node) + ": " + (path.empty() ? "" : "`" + path + "`: ") + what +
+                       (fix.empty() ? "" : "; " + fix));
+  }
+};
+
+std::string show(const YAML::Node& node) {
+  if (node.IsScalar()) return "'" + node.Scalar() + "'";
+  if (node.IsSequence()) return node.size() == 0 ? "an empty list" : "a list";
+  if (node.IsMap()) return "a mapping";
+  return "nothing";
+}
+
+bool parse_int(const std::string& s, int64_t* out) {
+  if (s.empty()) return false;
+  errno = 0;
+  char* end = nullptr;
+  long long v = std::strtoll(s.c_str(), &end, 10);
+  if (errno != 0 || *end != '\0') return false;
+  *out = v;
+  return true;
+}
+
+bool parse_double(const std::string& s, double* out) {
+  if (s.empty()) return false;
+  errno = 0;
+  char* end = nullptr;
+  double v = std::strtod(s.c_str(), &end);
+  if (errno != 0 || *end != '\0' || !std::isfinite(v)) return false;
+  *out = v;
+  return true;
+}
+
+/// A YAML scalar as JSON: quoted text stays text; plain scalars become numbers or booleans
+/// where they read as such (YAML 1.2 core schema).
+json scalar_json(const YAML::Node& node) {
+  const std::string& s = node.Scalar();
+  if (node.Tag() == "!") return s;
+  int64_t i = 0;
+  double d = 0;
+  if (parse_int(s, &i)) return i;
+  if (parse_double(s, &d)) return d;
+  if (s == "true" || s == "True" || s == "TRUE") return true;
+  if (s == "false" || s == "False" || s == "FALSE") return false;
+  if (s.empty() || s == "~" || s == "null" || s == "Null" || s == "NULL") return nullptr;
+  return s;
+}
+
+/// A YAML node as JSON, checking mappings for duplicate keys on the way.
+json to_json_value(const Source& src, const YAML::Node& node, const std::string& path) {
+  switch (node.Type()) {
+    case YAML::NodeType::Scalar:
+      return scalar_json(node);
+    case YAML::NodeType::Sequence: {
+      json out = json::array();
+      for (std::size_t i = 0; i < node.size(); ++i) {
+        out.push_back(to_json_value(src, node[i], path + "[" + std::to_string(i) + "]"));
+      }
+      return out;
+    }
+    case YAML::NodeType::Map: {
+      json out = json::object();
+      for (const auto& kv : node) {
+        const std::string key = kv.first.Scalar();
+        if (out.contains(key)) src.fail(kv.first, path, "duplicate key '" + key + "'", "keep one");
+        out[key] = to_json_value(src, kv.second, path.empty() ? key : path + "." + key);
+      }
+      return out;
+    }
+    default:
+      return nullptr;
+  }
+}
+
+/// The keys of a mapping node, each checked against `allowed` and for duplicates.
+std::vector<std::pair<std::string, YAML::Node>> mapping(const Source& src, const YAML::Node& node,
+                                                        const std::string& path,
+                                                        const std::vector<std::string>& allowed) {
+  if (!node.IsMap()) {
+    src.fail(node, path, "expected a mapping of keys to values, found " + show(node),
+             "see search_spaces/README.md for the schema");
+  }
+  std::string allowed_text;
+  for (const auto& a : allowed) allowed_text += (allowed_text.empty() ? "" : ", ") + a;
+  std::vector<std::pair<std::string, YAML::Node>> out;
+  std::set<std::string> seen;
+  for (const auto& kv : node) {
+    const std::string key = kv.first.Scalar();
+    const std::string key_path = path.empty() ? key : path + "." + key;
+    if (std::find(allowed.begin(), allowed.end(), key) == allowed.end()) {
+      src.fail(kv.first, key_path, "unknown key '" + key + "'", "known keys: " + allowed_text);
+    }
+    if (!seen.insert(key).second) src.fail(kv.first, key_path, "duplicate key", "keep one");
+    out.emplace_back(key, kv.second);
+  }
+  return out;
+}
+
+std::string get_text(const Source& src, const YAML::Node& node, const std::string& path) {
+  if (!node.IsScalar()) src.fail(node, path, "expected text, found " + show(node), "");
+  return node.Scalar();
+}
+
+double get_number(const Source& src, const YAML::Node& node, const std::string& path, double lo,
+                  double hi) {
+  double d = 0;
+  if (!node.IsScalar() || node.Tag() == "!" || !parse_double(node.Scalar(), &d)) {
+    src.fail(node, path, "expected a number, found " + show(node), "");
+  }
+  if (d < lo || d > hi) {
+    std::ostringstream os;
+    os << "value " << d << " is outside [" << lo << ", " << hi << "]";
+    src.fail(node, path, os.str(), "choose a value in that range");
+  }
+  return d;
+}
+
+int64_t get_int(const Source& src, const YAML::Node& node, const std::string& path, int64_t lo,
+                int64_t hi) {
+  int64_t i = 0;
+  if (!node.IsScalar() || node.Tag() == "!" || !parse_int(node.Scalar(), &i)) {
+    src.fail(node, path, "expected an integer, found " + show(node), "");
+  }
+  if (i < lo || i > hi) {
+    src.fail(node, path,
+             "value " + std::to_string(i) + " is outside [" + std::to_string(lo) + ", " +
+                 std::to_string(hi) + "]",
+             "choose a value in that range");
+  }
+  return i;
+}
+
+bool get_bool(const Source& src, const YAML::Node& node, const std::string& path) {
+  json v = node.IsScalar() ? scalar_json(node) : json();
+  if (!v.is_boolean()) src.fail(node, path, "expected true or false, found " + show(node), "");
+  return v.get<bool>();
+}
+
+std::string get_enum(const Source& src, const YAML::Node& node, const std::string& path,
+                     const std::vector<std::string>& allowed) {
+  std::string v = get_text(src, node, path);
+  if (std::find(allowed.begin(), allowed.end(), v) == allowed.end()) {
+    std::string list;
+    for (const auto& a : allowed) list += (list.empty() ? "" : ", ") + a;
+    src.fail(node, path, "unknown value '" + v + "'", "use one of: " + list);
+  }
+  return v;
+}
+
+/// Integral numbers of integer settings are stored as integers (16.0 -> 16).
+json normalize(const SettingSpec& spec, json v) {
+  auto fix = [](json& x) {
+    if (x.is_number_float() && std::floor(x.get<double>()) == x.get<double>()) {
+      x = static_cast<int64_t>(x.get<double>());
+    }
+  };
+  if (spec.kind == SettingSpec::Kind::Int) fix(v);
+  if (spec.kind == SettingSpec::Kind::IntList && v.is_array()) {
+    for (auto& x : v) fix(x);
+  }
+  return v;
+}
+
+TrainSettings parse_training(const Source& src, const YAML::Node& node) {
+  TrainSettings t;
+  const std::string p = "training";
+  for (const auto& [key, v] :
+       mapping(src, node, p,
+               {"optimizer", "learning_rate", "weight_decay", "momentum", "batch_size", "epochs",
+                "schedule", "step_milestones", "step_gamma", "augmentation"})) {
+    const std::string kp = p + "." + key;
+    if (key == "optimizer") {
+      t.optimizer = get_enum(src, v, kp, {"adam", "sgd"});
+    } else if (key == "learning_rate") {
+      t.learning_rate = get_number(src, v, kp, 1e-12, 100);
+    } else if (key == "weight_decay") {
+      t.weight_decay = get_number(src, v, kp, 0, 1);
+    } else if (key == "momentum") {
+      t.momentum = get_number(src, v, kp, 0, 0.999999);
+    } else if (key == "batch_size") {
+      t.batch_size = get_int(src, v, kp, 1, 1 << 20);
+    } else if (key == "epochs") {
+      t.epochs = get_int(src, v, kp, 1, 100000);
+    } else if (key == "schedule") {
+      t.schedule = get_enum(src, v, kp, {"constant", "cosine", "step"});
+    } else if (key == "step_milestones") {
+      if (!v.IsSequence()) src.fail(v, kp, "expected a list of epochs, found " + show(v), "");
+      for (std::size_t i = 0; i < v.size(); ++i) {
+        const std::string ip = kp + "[" + std::to_string(i) + "]";
+        int64_t m = get_int(src, v[i], ip, 1, 100000);
+        if (!t.step_milestones.empty() && m <= t.step_milestones.back()) {
+          src.fail(v[i], ip, "milestones must increase", "list them in increasing order");
+        }
+        t.step_milestones.push_back(m);
+      }
+    } else if (key == "step_gamma") {
+      t.step_gamma = get_number(src, v, kp, 1e-9, 1);
+    } else if (key == "augmentation") {
+      for (const auto& [akey, av] :
+           mapping(src, v, kp, {"random_crop_padding", "horizontal_flip"})) {
+        if (akey == "random_crop_padding") {
+          t.augmentation.random_crop_padding = get_int(src, av, kp + "." + akey, 0, 1024);
+        } else {
+          t.augmentation.horizontal_flip = get_bool(src, av, kp + "." + akey);
+        }
+      }
+    }
+  }
+  if (t.schedule == "step" && t.step_milestones.empty()) {
+    src.fail(node, p + ".step_milestones", "schedule 'step' needs milestones",
+             "add e.g. `step_milestones: [15, 25]` or use schedule 'cosine'");
+  }
+  return t;
+}
+
+std::string number_text(const json& v) {
+  if (v.is_number_float()) {
+    double d = v.get<double>();
+    if (std::floor(d) == d && std::fabs(d) < 1e15) return std::to_string(static_cast<int64_t>(d));
+  }
+  return v.dump();
+}
+
+std::string choices_text(const std::vector<json>& choices) {
+  std::string out;
+  for (const auto& c : choices) out += (out.empty() ? "" : ", ") + number_text(c);
+  return "[" + out + "]";
+}
+
+/// Numbers compare by value (16 == 16.0); text by equality; nothing else matches.
+bool same_choice(const json& a, const json& b) {
+  if (a.is_number() && b.is_number()) return a.get<double>() == b.get<double>();
+  if (a.is_string() && b.is_string()) return a.get<std::string>() == b.get<std::string>();
+  return false;
+}
+
+}  // namespace
+
+json TrainSettings::to_json() const {
+  return json{{"optimizer", optimizer},
+              {"learning_rate", learning_rate},
+              {"weight_decay", weight_decay},
+              {"momentum", momentum},
+              {"batch_size", batch_size},
+              {"epochs", epochs},
+              {"schedule", schedule},
+              {"step_milestones", step_milestones},
+              {"step_gamma", step_gamma},
+              {"augmentation",
+               {{"random_crop_padding", augmentation.random_crop_padding},
+                {"horizontal_flip", augmentation.horizontal_flip}}}};
+}
+
+SearchSpace SearchSpace::load(const fs::path& path) {
+  if (!fs::exists(path)) {
+    throw InvalidInput("search space file " + path.string() +
+                       " does not exist; pass a YAML file such as search_spaces/resnet20.yaml");
+  }
+  return parse(read_file(path), path.string());
+}
+
+SearchSpace SearchSpace::parse(const std::string& yaml_text, const std::string& origin) {
+  const Source src{origin};
+  std::optional<YAML::Node> loaded;
+  try {
+    loaded.emplace(YAML::Load(yaml_text));
+  } catch (const YAML::Exception& e) {
+    throw InvalidInput(origin + ":" + std::to_string(e.mark.line + 1) + ":" +
+                       std::to_string(e.mark.column + 1) + ": not valid YAML: " + e.msg +
+                       "; fix the syntax there");
+  }
+  const YAML::Node& root = *loaded;
+  if (!root.IsMap()) {
+    src.fail(root, "", "a search space must be a YAML mapping with keys name, family, parameters",
+             "see search_spaces/README.md");
+  }
+
+  SearchSpace sp;
+  // std::optional because assigning to a YAML::Node rebinds the node it refers to.
+  std::optional<YAML::Node> params_opt, model_opt, family_opt;
+  bool have_name = false;
+  for (const auto& [key, v] :
+       mapping(src, root, "", {"name", "family", "notes", "parameters", "model", "training"})) {
+    if (key == "name") {
+      sp.name_ = get_text(src, v, key);
+      have_name = !sp.name_.empty();
+    } else if (key == "family") {
+      family_opt.emplace(v);
+      sp.family_ = get_text(src, v, key);
+    } else if (key == "notes") {
+      sp.notes_ = v.IsNull() ? "" : get_text(src, v, key);
+    } else if (key == "parameters") {
+      params_opt.emplace(v);
+    } else if (key == "model") {
+      model_opt.emplace(v);
+    } else if (key == "training") {
+      sp.training_ = parse_training(src, v);
+    }
+  }
+  if (!have_name) src.fail(root, "name", "missing", "add `name: <short name of the space>`");
+  if (!family_opt) {
+    src.fail(root, "family", "missing", "add `family: " + space::family_names() + "` (one)");
+  }
+  const YAML::Node& family_node = *family_opt;
+  const Family* family = space::find_family(sp.family_);
+  if (family == nullptr) {
+    src.fail(family_node, "family", "unknown family '" + sp.family_ + "'",
+             "use one of: " + space::family_names());
+  }
+  std::string setting_names;
+  for (const auto& s : family->settings) {
+    setting_names += (setting_names.empty() ? "" : ", ") + s.name;
+  }
+
+  if (!params_opt) {
+    src.fail(root, "parameters", "missing", "add a list of {name, choices} entries");
+  }
+  const YAML::Node& params_node = *params_opt;
+  if (!params_node.IsSequence() || params_node.size() == 0) {
+    src.fail(params_node, "parameters", "expected a non-empty list, found " + show(params_node),
+             "list at least one parameter as {name: B, choices: [8, 16, 32]}");
+  }
+  for (std::size_t i = 0; i < params_node.size(); ++i) {
+    const YAML::Node pn = params_node[i];
+    const std::string pp = "parameters[" + std::to_string(i) + "]";
+    Parameter par;
+    std::optional<YAML::Node> choices_opt, values_opt;
+    for (const auto& [key, v] :
+         mapping(src, pn, pp, {"name", "choices", "values", "description"})) {
+      if (key == "name") {
+        par.name = get_text(src, v, pp + ".name");
+      } else if (key == "choices") {
+        choices_opt.emplace(v);
+      } else if (key == "values") {
+        values_opt.emplace(v);
+      } else {
+        par.description = v.IsNull() ? "" : get_text(src, v, pp + ".description");
+      }
+    }
+    if (par.name.empty()) src.fail(pn, pp + ".name", "missing", "name the parameter");
+    const std::string np = "parameters." + par.name;
+    const SettingSpec* spec = space::find_setting(*family, par.name);
+    if (spec == nullptr) {
+      src.fail(pn, np, "'" + par.name + "' is not a setting of family " + family->name,
+               "parameters of this family are: " + setting_names);
+    }
+    for (const auto& other : sp.parameters_) {
+      if (other.name == par.name) src.fail(pn, np, "duplicate parameter", "list it once");
+    }
+    if (!choices_opt) src.fail(pn, np + ".choices", "missing", "e.g. `choices: [8, 16, 32]`");
+    const YAML::Node& choices_node = *choices_opt;
+    if (!choices_node.IsSequence() || choices_node.size() == 0) {
+      src.fail(choices_node, np + ".choices",
+               "expected a non-empty list of choices, found " + show(choices_node),
+               "e.g. `choices: [8, 16, 32]`");
+    }
+    const YAML::Node values_node = values_opt ? *values_opt : pn;
+    if (values_opt) {
+      if (!values_node.IsMap()) {
+        src.fail(values_node, np + ".values",
+                 "expected a mapping from choice names to values, found " + show(values_node),
+                 "e.g. `values: {r1: [1, 2, 2], r2: [1, 2, 3]}`");
+      }
+      par.values = to_json_value(src, values_node, np + ".values");
+    }
+    for (std::size_t c = 0; c < choices_node.size(); ++c) {
+      const YAML::Node cn = choices_node[c];
+      const std::string cp = np + ".choices[" + std::to_string(c) + "]";
+      if (!cn.IsScalar()) {
+        src.fail(cn, cp, "expected a number or a name, found " + show(cn),
+                 "for a list-valued choice, name it here and give its list under `values`");
+      }
+      json choice = scalar_json(cn);
+      if (!choice.is_number() && !choice.is_string()) {
+        src.fail(cn, cp, "expected a number or a name, found " + show(cn), "");
+      }
+      for (const auto& prev : par.choices) {
+        if (same_choice(prev, choice))
+          src.fail(cn, cp, "duplicate choice " + show(cn), "list each choice once");
+      }
+      json value = choice;
+      if (choice.is_string()) {
+        if (!par.values.contains(choice.get<std::string>())) {
+          src.fail(cn, cp, "named choice " + show(cn) + " has no value",
+                   "add it under `values:` of parameter " + par.name);
+        }
+        value = par.values[choice.get<std::string>()];
+      } else {
+        choice = normalize(*spec, choice);
+        value = choice;
+      }
+      value = normalize(*spec, value);
+      if (choice.is_string()) par.values[choice.get<std::string>()] = value;
+      const std::string err = space::check_value(*spec, value);
+      if (!err.empty()) {
+        src.fail(cn, cp, "value " + value.dump() + " does not fit " + par.name + ": " + err,
+                 par.name + " is the " + spec->meaning);
+      }
+      par.choices.push_back(choice);
+    }
+    for (const auto& [vname, _] : par.values.items()) {
+      bool used = false;
+      for (const auto& c : par.choices) used = used || (c.is_string() && c == vname);
+      if (!used) {
+        src.fail(values_node, np + ".values." + vname,
+                 "'" + vname + "' is not one of the choices " + choices_text(par.choices),
+                 "add it to `choices` or remove it from `values`");
+      }
+    }
+    sp.parameters_.push_back(std::move(par));
+  }
+
+  if (model_opt && !model_opt->IsNull()) {
+    const YAML::Node& model_node = *model_opt;
+    if (!model_node.IsMap()) {
+      src.fail(model_node, "model", "expected a mapping of settings, found " + show(model_node),
+               "");
+    }
+    for (const auto& kv : model_node) {
+      const std::string key = kv.first.Scalar();
+      const std::string kp = "model." + key;
+      const SettingSpec* spec = space::find_setting(*family, key);
+      if (spec == nullptr) {
+        src.fail(kv.first, kp, "unknown setting '" + key + "' for family " + family->name,
+                 "known settings: " + setting_names);
+      }
+      if (sp.model_settings_.contains(key)) src.fail(kv.first, kp, "duplicate key", "keep one");
+      for (const auto& par : sp.parameters_) {
+        if (par.name == key) {
+          src.fail(kv.first, kp, "'" + key + "' is also a searched parameter",
+                   "remove it from `model:` or from `parameters:`");
+        }
+      }
+      json value = normalize(*spec, to_json_value(src, kv.second, kp));
+      const std::string err = space::check_value(*spec, value);
+      if (!err.empty()) {
+        src.fail(kv.second, kp, "value " + value.dump() + ": " + err,
+                 key + " is the " + spec->meaning);
+      }
+      sp.model_settings_[key] = value;
+    }
+  }
+  for (const auto& s : family->settings) {
+    bool searched = false;
+    for (const auto& par : sp.parameters_) searched = searched || par.name == s.name;
+    if (!searched && !sp.model_settings_.contains(s.name)) {
+      sp.model_settings_[s.name] = s.default_value;
+    }
+  }
+
+  // Settings that depend on each other (list lengths, feature_stage) are checked per config.
+  if (family->check != nullptr) {
+    std::size_t checked = 0;
+    for (const auto& config : sp.enumerate()) {
+      json all = sp.model_settings_;
+      for (const auto& par : sp.parameters_) all[par.name] = sp.resolve(config, par.name);
+      const std::string err = family->check(all);
+      if (!err.empty()) {
+        throw InvalidInput(origin + ": configuration " + sp.config_id(config) + ": " + err +
+                           "; change the parameters' choices or the `model:` settings");
+      }
+      if (++checked >= 100000) break;
+    }
+  }
+  return sp;
+}
+
+std::vector<Config> SearchSpace::enumerate() const {
+  std::vector<Config> out;
+  std::vector<std::size_t> idx(parameters_.size(), 0);
+  while (true) {
+    Config c = json::object();
+    for (std::size_t i = 0; i < parameters_.size(); ++i) {
+      c[parameters_[i].name] = parameters_[i].choices[idx[i]];
+    }
+    out.push_back(std::move(c));
+    std::size_t i = parameters_.size();
+    while (i > 0) {
+      --i;
+      if (++idx[i] < parameters_[i].choices.size()) break;
+      idx[i] = 0;
+      if (i == 0) return out;
+    }
+    if (parameters_.empty()) return out;
+  }
+}
+
+std::size_t SearchSpace::size() const {
+  std::size_t n = 1;
+  for (const auto& p : parameters_) n *= p.choices.size();
+  return n;
+}
+
+Config SearchSpace::validate(const json& params) const {
+  std::string names;
+  for (const auto& p : parameters_) names += (names.empty() ? "" : ", ") + p.name;
+  if (!params.is_object()) {
+    throw InvalidInput("parameters for search space '" + name_ +
+                       "' must be a JSON object such as " + enumerate().front().dump() + ", got " +
+                       params.dump());
+  }
+  for (const auto& [key, value] : params.items()) {
+    bool known = false;
+    for (const auto& p : parameters_) known = known || p.name == key;
+    if (!known) {
+      throw InvalidInput("unknown parameter '" + key + "' (value " + value.dump() +
+                         ") for search space '" + name_ + "'; its parameters are: " + names +
+                         (key == "_dataproxy" ? " (strip the reserved key _dataproxy first)" : ""));
+    }
+  }
+  Config out = json::object();
+  for (const auto& p : parameters_) {
+    if (!params.contains(p.name)) {
+      throw InvalidInput("missing parameter '" + p.name + "' for search space '" + name_ +
+                         "'; give one of " + choices_text(p.choices) + " (got " + params.dump() +
+                         ")");
+    }
+    const json& v = params.at(p.name);
+    const json* match = nullptr;
+    for (const auto& c : p.choices) {
+      if (same_choice(c, v)) match = &c;
+    }
+    if (match == nullptr) {
+      throw InvalidInput("parameter " + p.name + " = " + v.dump() +
+                         " is not in the domain of search space '" + name_ +
+                         "'; allowed choices: " + choices_text(p.choices));
+    }
+    out[p.name] = *match;
+  }
+  return out;
+}
+
+json SearchSpace::resolve(const Config& config, const std::string& param) const {
+  for (const auto& p : parameters_) {
+    if (p.name != param) continue;
+    if (!config.is_object() || !config.contains(param)) {
+      throw InvalidInput("configuration " + config.dump() + " has no value for parameter '" +
+                         param + "' of search space '" + name_ + "'; validate it first");
+    }
+    const json& v = config.at(param);
+    if (v.is_string()) {
+      if (!p.values.contains(v.get<std::string>())) {
+        throw InvalidInput("parameter " + param + " = " + v.dump() + " is not one of " +
+                           choices_text(p.choices) + " in search space '" + name_ + "'");
+      }
+      return p.values.at(v.get<std::string>());
+    }
+    return v;
+  }
+  throw InvalidInput("search space '" + name_ + "' has no parameter '" + param + "'");
+}
+
+json SearchSpace::setting(const Config& config, const std::string& key) const {
+  for (const auto& p : parameters_) {
+    if (p.name == key) return resolve(config, key);
+  }
+  if (model_settings_.contains(key)) return model_settings_.at(key);
+  throw InvalidInput("family " + family_ + " (search space '" + name_ + "') has no setting '" +
+                     key + "'");
+}
+
+std::string SearchSpace::config_id(const Config& config) const {
+  std::string out;
+  for (const auto& p : parameters_) {
+    if (!config.is_object() || !config.contains(p.name)) {
+      throw InvalidInput("configuration " + config.dump() + " has no value for parameter '" +
+                         p.name + "'; validate it first");
+    }
+    const json& v = config.at(p.name);
+    out += out.empty() ? "" : "_";
+    out += v.is_string() ? v.get<std::string>() : p.name + number_text(v);
+  }
+  return out;
+}
+
+json SearchSpace::to_nni() const {
+  json out = json::object();
+  for (const auto& p : parameters_) out[p.name] = {{"_type", "choice"}, {"_value", p.choices}};
+  return out;
+}
+
+json SearchSpace::to_optuna() const {
+  json out = json::object();
+  for (const auto& p : parameters_) {
+    out[p.name] = {{"name", "CategoricalDistribution"}, {"attributes", {{"choices", p.choices}}}};
+  }
+  return out;
+}
+
+json SearchSpace::to_json() const {
+  json params = json::array();
+  for (const auto& p : parameters_) {
+    params.push_back({{"name", p.name},
+                      {"choices", p.choices},
+                      {"values", p.values},
+                      {"description", p.description}});
+  }
+  return {{"name", name_},        {"family", family_},        {"notes", notes_},
+          {"parameters", params}, {"model", model_settings_}, {"training", training_.to_json()}};
+}
+
+std::string SearchSpace::content_hash() const {
+  json j = to_json();
+  j.erase("notes");
+  for (auto& p : j["parameters"]) p.erase("description");
+  return sha256_hex(j.dump());
+}
+
+}  // namespace dataproxy
