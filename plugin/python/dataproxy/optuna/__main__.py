@@ -1,0 +1,8 @@
+"""`python -m dataproxy.optuna`: the same as the `dataproxy-optuna` command."""
+
+import sys
+
+from .cli import main
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,232 @@
+"""The Optuna objective: one trial = one run of the C++ trial runner on the data proxy.
+
+    space = load_space("search_spaces/resnet_tiny.yaml")
+    objective = DataProxyObjective(space, RunnerOptions(manifest=..., space_file=..., ...))
+    study.optimize(objective, n_trials=12, catch=(RunnerFailed,))
+
+Per trial: the parameters are drawn with trial.suggest_categorical; the runner trains the
+candidate on the proxy (and on the full data for spot checks), printing one JSON line per epoch;
+each proxy epoch's test accuracy goes to trial.report, and when the pruner says so the runner
+is asked to stop (SIGINT), waited for, and the trial ends PRUNED. The returned value is the
+proxy accuracy; user_attrs hold proxy_accuracy, full_accuracy, spot_check, manifest_key and
+the running rank correlation. A runner that fails raises RunnerFailed after storing its exit
+code and stderr tail in user_attrs (so `catch=(RunnerFailed,)` records FAIL and goes on).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import optuna
+
+from dataproxy.space import SearchSpace
+
+from ._process import ChildProcess
+from .spot_check import NoSpotCheck, SpotCheck
+
+__all__ = ["DataProxyObjective", "RunnerFailed", "RunnerOptions", "runner_argv"]
+
+#: Runner exit codes that no retry will fix (bad input, data error).
+_FATAL_EXIT_CODES = {2: "bad input", 3: "data error"}
+
+
+class RunnerFailed(Exception):
+    """The trial runner exited with an error or without a final result."""
+
+    def __init__(self, message: str, *, exit_code: int | None, stderr_tail: str = "") -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+        self.stderr_tail = stderr_tail
+
+    @property
+    def fatal(self) -> bool:
+        """True when every other trial would fail the same way (bad input or data)."""
+        return self.exit_code in _FATAL_EXIT_CODES
+
+
+@dataclass
+class RunnerOptions:
+    """How to start the trial runner; each field maps to one of its options."""
+
+    #: Path of the `dataproxy-trial` program.
+    binary: str
+    #: The proxy manifest (manifest.json) from `dataproxy generate`.
+    manifest: str
+    #: The search-space YAML file.
+    space_file: str
+    #: Folder holding the datasets.
+    data_root: str
+    #: Experiment folder: the runner appends its result record to <results>/results.jsonl.
+    results_dir: str | None = None
+    #: Training epochs (None = the space's training.epochs).
+    epochs: int | None = None
+    #: "auto", "cpu" or "cuda".
+    device: str = "auto"
+    #: CPU threads for training (None = the runner's default).
+    threads: int | None = None
+    #: Training seed (None = the runner's default).
+    seed: int | None = None
+    #: Seconds to wait for a runner asked to stop before killing it.
+    stop_timeout: float = 60.0
+    #: Extra arguments appended to every runner command line.
+    extra_args: Sequence[str] = field(default_factory=tuple)
+    #: Extra environment variables for the runner.
+    env: dict[str, str] = field(default_factory=dict)
+    #: Copy the runner's stderr to ours as it comes (else only its tail on failure).
+    echo_stderr: bool = False
+
+
+def runner_argv(
+    options: RunnerOptions, params: dict[str, Any], *, trial_id: str, spot_check: bool
+) -> list[str]:
+    """The runner's command line for one trial."""
+    argv = [
+        options.binary,
+        "--manifest",
+        options.manifest,
+        "--space",
+        options.space_file,
+        "--data-root",
+        options.data_root,
+        "--params",
+        json.dumps(params, sort_keys=True),
+        "--trial-id",
+        trial_id,
+        "--framework",
+        "optuna",
+        "--device",
+        options.device,
+        "--report",
+        "jsonl",
+    ]
+    if options.results_dir:
+        argv += ["--results", options.results_dir]
+    if spot_check:
+        argv.append("--spot-check")
+    if options.epochs is not None:
+        argv += ["--epochs", str(options.epochs)]
+    if options.threads is not None:
+        argv += ["--threads", str(options.threads)]
+    if options.seed is not None:
+        argv += ["--seed", str(options.seed)]
+    argv += [str(a) for a in options.extra_args]
+    return argv
+
+
+class DataProxyObjective:
+    """Callable objective for study.optimize; maximise the returned proxy accuracy."""
+
+    def __init__(
+        self,
+        space: SearchSpace,
+        options: RunnerOptions,
+        *,
+        spot_check: SpotCheck | None = None,
+        manifest_key: str | None = None,
+    ) -> None:
+        self.space = space
+        self.options = options
+        self.spot_check: SpotCheck = spot_check or NoSpotCheck()
+        self.manifest_key = manifest_key
+        #: The last RunnerFailed raised, for callers that stop on fatal errors.
+        self.last_failure: RunnerFailed | None = None
+
+    def suggest(self, trial: optuna.Trial) -> dict[str, Any]:
+        return {
+            p.name: trial.suggest_categorical(p.name, list(p.choices))
+            for p in self.space.parameters
+        }
+
+    def __call__(self, trial: optuna.Trial) -> float:
+        params = self.suggest(trial)
+        spot = bool(self.spot_check.should_check(trial.number))
+        trial.set_user_attr("spot_check", spot)
+        trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
+        if self.manifest_key:
+            trial.set_user_attr("manifest_key", self.manifest_key)
+        argv = runner_argv(self.options, params, trial_id=str(trial.number), spot_check=spot)
+        env = None
+        if self.options.env:
+            env = {**os.environ, **self.options.env}
+        final: dict[str, Any] | None = None
+        full_curve: list[float] = []
+        proxy_epochs = 0
+        with ChildProcess(argv, env=env, echo_stderr=self.options.echo_stderr) as child:
+            trial.set_user_attr("runner_pid", child.pid)
+            for event in child.events():
+                kind = event.get("event")
+                if kind == "epoch":
+                    accuracy = event.get("test_accuracy")
+                    if not isinstance(accuracy, (int, float)):
+                        continue
+                    if event.get("phase", "proxy") == "full":
+                        full_curve.append(float(accuracy))
+                        continue
+                    proxy_epochs += 1
+                    step = int(event.get("epoch", proxy_epochs))
+                    trial.report(float(accuracy), step)
+                    if trial.should_prune():
+                        code = child.stop(self.options.stop_timeout, signal.SIGINT)
+                        trial.set_user_attr("runner_exit_code", code)
+                        trial.set_user_attr("pruned_at_epoch", step)
+                        raise optuna.TrialPruned(
+                            f"pruned at epoch {step} (accuracy {accuracy:.4f})"
+                        )
+                elif kind == "final":
+                    final = event
+            code = child.wait()
+            tail = child.stderr_tail()
+            stdout_tail = child.stdout_tail()
+        trial.set_user_attr("runner_exit_code", code)
+        if code != 0 or final is None or final.get("status", "complete") != "complete":
+            self.last_failure = self._failure(trial, code, final, tail or stdout_tail)
+            raise self.last_failure
+        proxy = final.get("proxy_accuracy")
+        if not isinstance(proxy, (int, float)):
+            self.last_failure = self._failure(trial, code, final, tail or stdout_tail)
+            raise self.last_failure
+        trial.set_user_attr("proxy_accuracy", float(proxy))
+        full = final.get("full_accuracy")
+        trial.set_user_attr(
+            "full_accuracy", float(full) if isinstance(full, (int, float)) else None
+        )
+        trial.set_user_attr("spot_check", bool(final.get("spot_check", spot)))
+        if full_curve:
+            trial.set_user_attr("full_curve", full_curve)
+        for key in ("spearman", "kendall", "n_spot_checks", "config_id", "macs", "params"):
+            if key in final and final[key] is not None:
+                trial.set_user_attr(key, final[key])
+        if final.get("manifest_key"):
+            trial.set_user_attr("manifest_key", final["manifest_key"])
+        return float(proxy)
+
+    def _failure(
+        self, trial: optuna.Trial, code: int, final: dict[str, Any] | None, tail: str
+    ) -> RunnerFailed:
+        if code < 0:
+            what = f"was killed by signal {-code} ({_signal_name(-code)})"
+        elif code != 0:
+            reason = _FATAL_EXIT_CODES.get(code, "runtime error")
+            what = f"exited with code {code} ({reason})"
+        elif final is None:
+            what = "exited without a final result line"
+        else:
+            what = f"reported status {final.get('status')!r} without a proxy accuracy"
+        last = tail.strip().splitlines()[-1] if tail.strip() else "(no output on stderr)"
+        trial.set_user_attr("runner_stderr_tail", tail[-4000:])
+        message = f"trial runner {what}: {last}"
+        trial.set_user_attr("runner_error", message)
+        return RunnerFailed(message, exit_code=code, stderr_tail=tail)
+
+
+def _signal_name(sig: int) -> str:
+    try:
+        return signal.Signals(sig).name
+    except ValueError:
+        return "unknown"

@@ -1,0 +1,661 @@
+"""Running a study: proxy generation, storage, workers, and the report at the end.
+
+One *worker* is one process with its own storage connection, running trials one after another
+until the study holds `n_trials` finished (COMPLETE or PRUNED) trials. Several workers on one
+machine (`workers > 1`) or on many (the same command, one shared `postgresql://` storage) share
+one study. Heartbeats mark the trial of a worker that died as FAIL, and a retry of it is queued
+for the others.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import optuna
+from optuna.trial import TrialState
+
+from dataproxy.binaries import BinaryNotFound, find_binary
+from dataproxy.space import SearchSpace, SpaceError, load_space
+
+from ._process import ChildProcess, _child_setup
+from .objective import DataProxyObjective, RunnerFailed, RunnerOptions
+from .spot_check import SpotCheckPolicy
+
+__all__ = [
+    "ProxyInfo",
+    "StudyConfig",
+    "StudyError",
+    "create_study",
+    "generate_proxy",
+    "open_storage",
+    "run_study",
+    "run_worker",
+]
+
+SAMPLERS = ("tpe", "random", "grid")
+PRUNERS = ("median", "hyperband", "none")
+METHODS = ("ours", "random", "stratified")
+
+
+class StudyError(Exception):
+    """A user-facing failure: the message says what was wrong and what to do.
+
+    `exit_code` 2 means bad input (nothing ran); 1 means the run itself did not finish.
+    """
+
+    def __init__(self, message: str, exit_code: int = 2) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+@dataclass
+class StudyConfig:
+    """Everything a study run needs; the CLI options map onto these fields one to one."""
+
+    #: Search-space YAML file.
+    space: str
+    #: Dataset name for `dataproxy generate` (e.g. "fashion-mnist", "cifar10").
+    dataset: str
+    #: Folder holding the datasets.
+    data_root: str = "data"
+    #: Proxy size as a fraction of the training split.
+    ratio: float = 0.1
+    #: Proxy selection method: "ours", "random" or "stratified".
+    method: str = "ours"
+    #: Use the first N training samples only (0 = all).
+    max_train: int = 0
+    #: Use the first N test samples only (0 = all).
+    max_test: int = 0
+    #: Epochs of the probe networks during generation (0 = the generator's default).
+    probe_epochs: int = 0
+    #: Proxy cache folder (None = the generator's default).
+    cache: str | None = None
+    #: Use this manifest instead of generating one.
+    manifest: str | None = None
+    #: Finished (COMPLETE or PRUNED) trials the study should hold.
+    n_trials: int = 12
+    #: Training epochs per trial (0 = the space's training.epochs).
+    epochs: int = 0
+    #: "tpe", "random" or "grid".
+    sampler: str = "tpe"
+    #: "median", "hyperband" or "none".
+    pruner: str = "median"
+    #: Trials before the median pruner starts pruning.
+    pruner_startup_trials: int = 3
+    #: Probability that a trial is also trained on the full data.
+    spot_check_fraction: float = 0.25
+    #: Also spot-check every N-th trial (0 = off).
+    spot_check_every: int = 0
+    #: Also spot-check the first N trials.
+    spot_check_first: int = 0
+    #: Experiment folder: results.jsonl, study.db (SQLite default), report/.
+    experiment: str | None = None
+    #: Study name (None = derived from space, dataset, method and ratio).
+    study_name: str | None = None
+    #: Storage URL (None = sqlite:///<experiment>/study.db).
+    storage: str | None = None
+    #: Local worker processes.
+    workers: int = 1
+    #: Seed of the sampler, the generator, the runner and the spot-check policy.
+    seed: int = 0
+    #: "auto", "cpu" or "cuda".
+    device: str = "auto"
+    #: CPU threads per trial (0 = the runner's default).
+    threads: int = 0
+    #: Seconds between a worker's heartbeats (0 = no heartbeats).
+    heartbeat_interval: int = 10
+    #: Seconds without a heartbeat after which a running trial is failed (0 = 2 intervals).
+    heartbeat_grace: int = 0
+    #: Failed trials after which a worker gives up.
+    max_failures: int = 3
+    #: Seconds a runner asked to stop may take before it is killed.
+    stop_timeout: float = 60.0
+    #: Run `dataproxy report` when the study ends.
+    report: bool = True
+    #: Path of the `dataproxy` program (None = search).
+    dataproxy_bin: str | None = None
+    #: Path of the `dataproxy-trial` program (None = search).
+    trial_bin: str | None = None
+    #: Copy the runners' stderr to ours as it comes.
+    verbose: bool = False
+
+    def to_json(self) -> str:
+        return json.dumps(dataclasses.asdict(self))
+
+    @classmethod
+    def from_json(cls, text: str) -> StudyConfig:
+        return cls(**json.loads(text))
+
+
+@dataclass(frozen=True)
+class ProxyInfo:
+    """The manifest a study trains on."""
+
+    path: str
+    key: str
+    cache_hit: bool
+
+
+# ---------------------------------------------------------------------------------------------
+# Checks and set-up
+
+
+def check_config(config: StudyConfig) -> SearchSpace:
+    """Validates the options that need no service; returns the parsed space."""
+    if config.method not in METHODS:
+        raise StudyError(f"--method {config.method!r}: use one of {', '.join(METHODS)}")
+    if config.sampler not in SAMPLERS:
+        raise StudyError(f"--sampler {config.sampler!r}: use one of {', '.join(SAMPLERS)}")
+    if config.pruner not in PRUNERS:
+        raise StudyError(f"--pruner {config.pruner!r}: use one of {', '.join(PRUNERS)}")
+    if not 0.0 < config.ratio <= 1.0:
+        raise StudyError(f"--ratio {config.ratio}: must be in (0, 1], e.g. 0.1 for 10%")
+    if config.n_trials < 1:
+        raise StudyError(f"--n-trials {config.n_trials}: must be at least 1")
+    if config.workers < 1:
+        raise StudyError(f"--workers {config.workers}: must be at least 1")
+    if config.max_failures < 1:
+        raise StudyError(f"--max-failures {config.max_failures}: must be at least 1")
+    try:
+        SpotCheckPolicy(
+            fraction=config.spot_check_fraction,
+            every=config.spot_check_every,
+            first=config.spot_check_first,
+        )
+    except ValueError as e:
+        raise StudyError(str(e)) from None
+    try:
+        space = load_space(config.space)
+    except SpaceError as e:
+        raise StudyError(f"search space: {e}") from None
+    data_root = Path(config.data_root)
+    if not data_root.is_dir():
+        raise StudyError(
+            f"--data-root {config.data_root!r} is not a folder; fetch the data first, e.g. "
+            "'dataproxy fetch-data fashion-mnist --root data'"
+        )
+    return space
+
+
+def resolve_paths(config: StudyConfig, space: SearchSpace) -> StudyConfig:
+    """Fills the defaults that depend on other options and makes paths absolute."""
+    name = config.study_name or f"{space.name}-{config.dataset}-{config.method}-{config.ratio:g}"
+    experiment = Path(config.experiment or Path("experiments") / name).resolve()
+    storage = config.storage or f"sqlite:///{experiment / 'study.db'}"
+    return dataclasses.replace(
+        config,
+        study_name=name,
+        experiment=str(experiment),
+        storage=storage,
+        space=str(Path(config.space).resolve()),
+        data_root=str(Path(config.data_root).resolve()),
+        cache=str(Path(config.cache).resolve()) if config.cache else None,
+        manifest=str(Path(config.manifest).resolve()) if config.manifest else None,
+    )
+
+
+def _mask_url(url: str) -> str:
+    try:
+        from sqlalchemy.engine import make_url
+
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:
+        return url.split("@")[-1] if "@" in url else url
+
+
+def _with_postgres_driver(url: str) -> str:
+    """`postgresql://` names no driver, and SQLAlchemy 2.1 then wants psycopg 3; use
+    psycopg2 (plugin/python/requirements.txt) when only that one is installed."""
+    if not url.startswith("postgresql://"):
+        return url
+    import importlib.util
+
+    if importlib.util.find_spec("psycopg") is None and importlib.util.find_spec("psycopg2"):
+        return "postgresql+psycopg2://" + url[len("postgresql://") :]
+    return url
+
+
+def open_storage(
+    url: str, *, heartbeat_interval: int = 0, grace_period: int = 0
+) -> optuna.storages.RDBStorage:
+    """An RDB storage (SQLite or PostgreSQL) with heartbeats; StudyError if it cannot be used."""
+    shown = _mask_url(url)
+    engine_kwargs: dict[str, Any] = {}
+    if url.startswith("sqlite:"):
+        # Several local workers on one SQLite file wait for the write lock instead of failing.
+        engine_kwargs["connect_args"] = {"timeout": 60}
+        path = url.split("sqlite:///", 1)[-1]
+        if path and path != ":memory:" and url.startswith("sqlite:///"):
+            try:
+                Path(path).parent.mkdir(parents=True, exist_ok=True)
+            except OSError as e:
+                raise StudyError(
+                    f"--storage {shown!r}: cannot create the folder of {path!r}: {e.strerror}"
+                ) from None
+    elif url.startswith(("postgresql:", "postgresql+")):
+        engine_kwargs["pool_pre_ping"] = True
+        url = _with_postgres_driver(url)
+    else:
+        raise StudyError(
+            f"--storage {shown!r}: not a supported storage URL; use "
+            "sqlite:///path/to/study.db or postgresql://user:password@host:port/database"
+        )
+    hb: dict[str, Any] = {}
+    if heartbeat_interval > 0:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            retry = optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=2)
+        hb = {
+            "heartbeat_interval": heartbeat_interval,
+            "grace_period": grace_period or 2 * heartbeat_interval,
+            "heartbeat_stale_trial_callback": retry,
+        }
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs, **hb)
+    except ImportError as e:
+        cause = e.__cause__ or e
+        raise StudyError(
+            f"--storage {shown!r}: the database driver is missing ({cause}); for PostgreSQL "
+            "install psycopg2-binary (plugin/python/requirements.txt)"
+        ) from None
+    except Exception as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise StudyError(f"cannot open storage {shown!r}: {first}") from None
+
+
+def make_sampler(config: StudyConfig, space: SearchSpace) -> optuna.samplers.BaseSampler:
+    if config.sampler == "random":
+        return optuna.samplers.RandomSampler(seed=config.seed)
+    if config.sampler == "grid":
+        return optuna.samplers.GridSampler(space.grid(), seed=config.seed)
+    return optuna.samplers.TPESampler(seed=config.seed)
+
+
+def make_pruner(config: StudyConfig) -> optuna.pruners.BasePruner:
+    if config.pruner == "median":
+        return optuna.pruners.MedianPruner(n_startup_trials=config.pruner_startup_trials)
+    if config.pruner == "hyperband":
+        max_resource = config.epochs if config.epochs > 0 else "auto"
+        return optuna.pruners.HyperbandPruner(min_resource=1, max_resource=max_resource)
+    return optuna.pruners.NopPruner()
+
+
+def create_study(
+    config: StudyConfig, space: SearchSpace, storage: optuna.storages.BaseStorage
+) -> optuna.Study:
+    """Creates the study, or loads it when it exists (workers joining a shared study)."""
+    try:
+        study = optuna.create_study(
+            storage=storage,
+            study_name=config.study_name,
+            sampler=make_sampler(config, space),
+            pruner=make_pruner(config),
+            direction="maximize",
+            load_if_exists=True,
+        )
+    except Exception as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise StudyError(f"cannot create or load study {config.study_name!r}: {first}") from None
+    if study.direction != optuna.study.StudyDirection.MAXIMIZE:
+        raise StudyError(
+            f"study {config.study_name!r} exists in this storage and minimises; use another "
+            "--study-name"
+        )
+    return study
+
+
+# ---------------------------------------------------------------------------------------------
+# Proxy generation
+
+
+def generate_proxy(config: StudyConfig, dataproxy_bin: str) -> ProxyInfo:
+    """Runs `dataproxy generate` (a cache hit when the same proxy was made before)."""
+    tty = sys.stderr.isatty()
+    argv = [
+        dataproxy_bin,
+        "generate",
+        "--space",
+        config.space,
+        "--dataset",
+        config.dataset,
+        "--data-root",
+        config.data_root,
+        "--ratio",
+        repr(float(config.ratio)),
+        "--method",
+        config.method,
+        "--seed",
+        str(config.seed),
+        "--device",
+        config.device,
+        "--report",
+        "bar" if tty else "jsonl",
+    ]
+    if config.cache:
+        argv += ["--cache", config.cache]
+    if config.max_train:
+        argv += ["--max-train", str(config.max_train)]
+    if config.max_test:
+        argv += ["--max-test", str(config.max_test)]
+    if config.probe_epochs:
+        argv += ["--probe-epochs", str(config.probe_epochs)]
+    if config.threads:
+        argv += ["--threads", str(config.threads)]
+    info: dict[str, Any] | None = None
+    with ChildProcess(argv, inherit_stderr=tty, echo_stderr=not tty) as child:
+        for event in child.events():
+            if event.get("event") == "manifest":
+                info = event
+            elif event.get("event") == "message" and event.get("text"):
+                print(f"[generate] {event['text']}", file=sys.stderr, flush=True)
+        code = child.wait()
+        tail = child.stderr_tail(5)
+    if code != 0 or info is None or not info.get("path"):
+        detail = f": {tail.strip().splitlines()[-1]}" if tail.strip() else " (see above)"
+        what = f"exited with code {code}" if code else "printed no manifest line"
+        raise StudyError(
+            f"proxy generation ('dataproxy generate') {what}{detail}",
+            exit_code=2 if code in (2, 3) else 1,
+        )
+    return ProxyInfo(
+        path=str(info["path"]), key=str(info.get("key", "")), cache_hit=bool(info.get("cache_hit"))
+    )
+
+
+def _read_manifest_key(path: str) -> ProxyInfo:
+    p = Path(path)
+    if p.is_dir():
+        p = p / "manifest.json"
+    try:
+        doc = json.loads(p.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise StudyError(f"--manifest {path!r} does not exist") from None
+    except (OSError, ValueError) as e:
+        raise StudyError(f"--manifest {path!r} cannot be read as JSON: {e}") from None
+    return ProxyInfo(path=str(p), key=str(doc.get("key", "")), cache_hit=True)
+
+
+# ---------------------------------------------------------------------------------------------
+# Workers
+
+
+def _counts(study: optuna.Study) -> dict[TrialState, int]:
+    counts = dict.fromkeys(TrialState, 0)
+    for t in study.get_trials(deepcopy=False):
+        counts[t.state] += 1
+    return counts
+
+
+def run_worker(
+    study: optuna.Study,
+    objective: DataProxyObjective,
+    *,
+    n_trials: int,
+    max_failures: int = 3,
+    poll_interval: float = 2.0,
+) -> None:
+    """Runs trials until the study holds `n_trials` finished (COMPLETE or PRUNED) ones.
+
+    While the target is covered by finished and running trials, the worker waits: a running
+    trial of a dead worker turns FAIL at its heartbeat deadline, and its queued retry is taken
+    by whichever worker sees it first. Raises StudyError after `max_failures` runner failures
+    in this worker, or at once on a runner failure that no retry can fix (bad input or data).
+    """
+    failures = 0
+    while True:
+        optuna.storages.fail_stale_trials(study)
+        counts = _counts(study)
+        finished = counts[TrialState.COMPLETE] + counts[TrialState.PRUNED]
+        if finished >= n_trials:
+            return
+        if finished + counts[TrialState.RUNNING] >= n_trials:
+            time.sleep(poll_interval)
+            continue
+        objective.last_failure = None
+        study.optimize(objective, n_trials=1, catch=(RunnerFailed,))
+        failure = objective.last_failure
+        if failure is None:
+            continue
+        failures += 1
+        if failure.fatal:
+            raise StudyError(
+                f"{failure} (no retry can fix this; the trial is recorded as FAIL)", exit_code=1
+            )
+        if failures >= max_failures:
+            raise StudyError(
+                f"{failures} trials failed in this worker; the last: {failure}. "
+                "Raise --max-failures to keep going.",
+                exit_code=1,
+            )
+
+
+def _build_objective(
+    config: StudyConfig, space: SearchSpace, proxy: ProxyInfo
+) -> DataProxyObjective:
+    trial_bin = find_binary("dataproxy-trial", config.trial_bin)
+    options = RunnerOptions(
+        binary=trial_bin,
+        manifest=proxy.path,
+        space_file=config.space,
+        data_root=config.data_root,
+        results_dir=config.experiment,
+        epochs=config.epochs or None,
+        device=config.device,
+        threads=config.threads or None,
+        seed=config.seed,
+        stop_timeout=config.stop_timeout,
+        echo_stderr=config.verbose,
+    )
+    policy = SpotCheckPolicy(
+        fraction=config.spot_check_fraction,
+        every=config.spot_check_every,
+        first=config.spot_check_first,
+        seed=config.seed,
+    )
+    return DataProxyObjective(space, options, spot_check=policy, manifest_key=proxy.key)
+
+
+def worker_main(config: StudyConfig, proxy: ProxyInfo) -> int:
+    """One worker process's body; returns its exit code."""
+    space = load_space(config.space)
+    storage = open_storage(
+        config.storage,
+        heartbeat_interval=config.heartbeat_interval,
+        grace_period=config.heartbeat_grace,
+    )
+    study = create_study(config, space, storage)
+    objective = _build_objective(config, space, proxy)
+    run_worker(
+        study,
+        objective,
+        n_trials=config.n_trials,
+        max_failures=config.max_failures,
+        poll_interval=max(1.0, config.heartbeat_interval / 2),
+    )
+    return 0
+
+
+def _terminate_on_sigterm() -> None:
+    def handler(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    signal.signal(signal.SIGTERM, handler)
+
+
+def _spawn_workers(config: StudyConfig, proxy: ProxyInfo) -> list[subprocess.Popen]:
+    parent = os.getpid()
+    worker_config = dataclasses.replace(config, workers=1, report=False)
+    procs = []
+    for _ in range(config.workers):
+        argv = [
+            sys.executable,
+            "-m",
+            "dataproxy.optuna._worker",
+            worker_config.to_json(),
+            json.dumps(dataclasses.asdict(proxy)),
+        ]
+        # Workers share our process group (a terminal's Ctrl-C reaches them all) and get
+        # SIGTERM if we die, which makes them stop their runners.
+        procs.append(
+            subprocess.Popen(argv, preexec_fn=lambda: _child_setup(parent, signal.SIGTERM))
+        )
+    return procs
+
+
+def _wait_workers(procs: list[subprocess.Popen]) -> list[int]:
+    try:
+        return [p.wait() for p in procs]
+    except KeyboardInterrupt:
+        for p in procs:
+            if p.poll() is None:
+                p.send_signal(signal.SIGTERM)
+        for p in procs:
+            try:
+                p.wait(timeout=90)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+        raise
+
+
+# ---------------------------------------------------------------------------------------------
+# The whole run
+
+
+def _say(text: str) -> None:
+    print(f"[dataproxy-optuna] {text}", file=sys.stderr, flush=True)
+
+
+def summarize(study: optuna.Study) -> str:
+    counts = _counts(study)
+    parts = [
+        f"{counts[TrialState.COMPLETE]} complete",
+        f"{counts[TrialState.PRUNED]} pruned",
+        f"{counts[TrialState.FAIL]} failed",
+    ]
+    text = f"study {study.study_name!r}: {len(study.trials)} trials ({', '.join(parts)})"
+    completed = [t for t in study.trials if t.state == TrialState.COMPLETE]
+    if completed:
+        best = study.best_trial
+        text += f"; best: trial {best.number}, proxy accuracy {best.value:.4f}, {best.params}"
+        checked = [t for t in completed if t.user_attrs.get("spearman") is not None]
+        if checked:
+            last = max(checked, key=lambda t: t.number)
+            text += (
+                f"; proxy-vs-full Spearman {last.user_attrs['spearman']:.3f} "
+                f"over {last.user_attrs.get('n_spot_checks', '?')} spot checks"
+            )
+    return text
+
+
+def run_report(config: StudyConfig, dataproxy_bin: str, proxy: ProxyInfo) -> Path:
+    out = Path(config.experiment) / "report"
+    argv = [
+        dataproxy_bin,
+        "report",
+        "--results",
+        config.experiment,
+        "--manifest",
+        proxy.path,
+        "--out",
+        str(out),
+    ]
+    result = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=sys.stderr.fileno())
+    if result.returncode != 0:
+        raise StudyError(
+            f"the study finished, but 'dataproxy report' exited with code {result.returncode}; "
+            f"rerun it with: {' '.join(argv)}",
+            exit_code=1,
+        )
+    html = out / "report.html"
+    return html if html.exists() else out
+
+
+def run_study(config: StudyConfig) -> int:
+    """The CLI's whole run: checks, proxy, study, workers, report. Returns the exit code."""
+    space = check_config(config)
+    config = resolve_paths(config, space)
+    Path(config.experiment).mkdir(parents=True, exist_ok=True)
+    storage = open_storage(
+        config.storage,
+        heartbeat_interval=config.heartbeat_interval,
+        grace_period=config.heartbeat_grace,
+    )
+    try:
+        dataproxy_bin = find_binary("dataproxy", config.dataproxy_bin)
+        find_binary("dataproxy-trial", config.trial_bin)
+    except BinaryNotFound as e:
+        raise StudyError(str(e)) from None
+    study = create_study(config, space, storage)
+    _say(f"study {config.study_name!r} in {_mask_url(config.storage)}")
+    _say(f"experiment folder {config.experiment}")
+
+    if config.manifest:
+        proxy = _read_manifest_key(config.manifest)
+    else:
+        _say(f"data proxy: {config.method}, ratio {config.ratio:g} of {config.dataset}")
+        proxy = generate_proxy(config, dataproxy_bin)
+        _say(f"manifest {proxy.path} ({'cache hit' if proxy.cache_hit else 'generated'})")
+
+    status = 0
+    if config.workers == 1:
+        objective = _build_objective(config, space, proxy)
+        run_worker(
+            study,
+            objective,
+            n_trials=config.n_trials,
+            max_failures=config.max_failures,
+            poll_interval=max(1.0, config.heartbeat_interval / 2),
+        )
+    else:
+        procs = _spawn_workers(config, proxy)
+        _say(f"started {len(procs)} workers: pids {' '.join(str(p.pid) for p in procs)}")
+        codes = _wait_workers(procs)
+        for p, code in zip(procs, codes):
+            if code < 0:
+                _say(f"worker {p.pid} was killed by signal {-code}")
+            elif code != 0:
+                _say(f"worker {p.pid} exited with code {code}")
+        optuna.storages.fail_stale_trials(study)
+        counts = _counts(study)
+        if counts[TrialState.COMPLETE] + counts[TrialState.PRUNED] < config.n_trials:
+            status = 1
+            _say(
+                f"the study holds fewer than {config.n_trials} finished trials: every worker "
+                "stopped early (see the messages above)"
+            )
+    _say(summarize(study))
+    if config.report:
+        report = run_report(config, dataproxy_bin, proxy)
+        _say(f"report: {report}")
+        print(f"Report: {report}", flush=True)
+    return status
+
+
+def worker_process_main(argv: list[str]) -> int:
+    """Entry of a worker started by `--workers N` (its parent-death signal is already set)."""
+    _terminate_on_sigterm()
+    config = StudyConfig.from_json(argv[0])
+    proxy = ProxyInfo(**json.loads(argv[1]))
+    from .cli import configure_logging, report_error
+
+    configure_logging(config.verbose)
+    try:
+        return worker_main(config, proxy)
+    except KeyboardInterrupt:
+        _say(f"worker {os.getpid()} interrupted")
+        return 130
+    except (StudyError, BinaryNotFound, SpaceError) as e:
+        return report_error(e)

@@ -1,0 +1,158 @@
+"""`dataproxy-optuna` end to end with fake programs: SQLite default, workers, bad input."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import optuna
+import pytest
+from optuna.trial import TrialState
+from optuna_support import FAKE_DATAPROXY, FAKE_TRIAL, PYTHON, python_env, write_space
+
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+
+def run_cli(tmp_path: Path, *extra: str, env: dict | None = None, space: Path | None = None):
+    (tmp_path / "data").mkdir(exist_ok=True)
+    space = space or write_space(tmp_path)
+    argv = [
+        PYTHON,
+        "-m",
+        "dataproxy.optuna",
+        "--space",
+        str(space),
+        "--dataset",
+        "fake",
+        "--data-root",
+        str(tmp_path / "data"),
+        "--experiment",
+        str(tmp_path / "exp"),
+        "--study-name",
+        "s",
+        "--epochs",
+        "2",
+        "--dataproxy-bin",
+        FAKE_DATAPROXY,
+        "--trial-bin",
+        FAKE_TRIAL,
+        "--heartbeat-interval",
+        "1",
+        *extra,
+    ]
+    full_env = python_env()
+    full_env.update(env or {})
+    return subprocess.run(argv, env=full_env, capture_output=True, text=True, timeout=300)
+
+
+def load(tmp_path: Path) -> optuna.Study:
+    return optuna.load_study(study_name="s", storage=f"sqlite:///{tmp_path / 'exp' / 'study.db'}")
+
+
+def test_default_run_uses_sqlite_in_the_experiment_and_writes_the_report(tmp_path):
+    result = run_cli(tmp_path, "--n-trials", "5", "--spot-check-every", "2")
+    assert result.returncode == 0, result.stderr
+    report = tmp_path / "exp" / "report" / "report.html"
+    assert result.stdout.strip().splitlines()[-1] == f"Report: {report}"
+    assert report.exists()
+    study = load(tmp_path)
+    finished = [t for t in study.trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]
+    assert len(finished) == len(study.trials) == 5
+    assert study.trials[0].user_attrs["spot_check"] is True
+    assert study.trials[1].user_attrs["spot_check"] is False
+    complete = [t for t in finished if t.state == TrialState.COMPLETE]
+    lines = (tmp_path / "exp" / "results.jsonl").read_text().splitlines()
+    # Every complete trial left its record (a pruned one may too: it can finish before SIGINT).
+    assert {str(t.number) for t in complete} <= {json.loads(x)["trial_id"] for x in lines}
+    assert "5 trials" in result.stderr
+
+
+def test_rerun_reuses_the_proxy_and_continues_the_study(tmp_path):
+    assert run_cli(tmp_path, "--n-trials", "2").returncode == 0
+    second = run_cli(tmp_path, "--n-trials", "3")
+    assert second.returncode == 0, second.stderr
+    assert "cache hit" in second.stderr
+    assert len(load(tmp_path).trials) == 3
+
+
+def test_local_workers_share_one_sqlite_study(tmp_path):
+    result = run_cli(
+        tmp_path,
+        "--n-trials",
+        "6",
+        "--workers",
+        "2",
+        "--pruner",
+        "none",
+        env={"FAKE_EPOCH_SECONDS": "0.2"},
+    )
+    assert result.returncode == 0, result.stderr
+    assert "started 2 workers" in result.stderr
+    study = load(tmp_path)
+    states = [t.state for t in study.trials]
+    assert all(s == TrialState.COMPLETE for s in states)
+    # A race between two workers starting their last trial at once may add one.
+    assert 6 <= len(states) <= 7
+    assert len({t.number for t in study.trials}) == len(states)
+    # Both workers ran trials.
+    assert len({t.user_attrs["worker"] for t in study.trials}) == 2
+
+
+def test_crashing_runner_fails_trials_without_traceback(tmp_path):
+    result = run_cli(tmp_path, "--n-trials", "4", "--max-failures", "2", env={"FAKE_CRASH": "1"})
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    assert "2 trials failed in this worker" in result.stderr
+    assert "simulated failure" in result.stderr
+    study = load(tmp_path)
+    assert [t.state for t in study.trials] == [TrialState.FAIL, TrialState.FAIL]
+    assert "simulated failure" in study.trials[0].user_attrs["runner_stderr_tail"]
+
+
+def test_runner_refusing_its_input_stops_at_once(tmp_path):
+    result = run_cli(tmp_path, "--n-trials", "4", env={"FAKE_CRASH": "2"})
+    assert result.returncode == 1
+    assert "bad input" in result.stderr and "no retry can fix this" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert [t.state for t in load(tmp_path).trials] == [TrialState.FAIL]
+
+
+@pytest.mark.parametrize(
+    ("storage", "message"),
+    [
+        ("mysql://x@localhost/db", "not a supported storage URL"),
+        ("postgresql://user:secret@127.0.0.1:1/db", "cannot open storage"),
+        ("sqlite:////proc/forbidden/study.db", "study.db"),
+    ],
+)
+def test_bad_storage_is_a_clear_error(tmp_path, storage, message):
+    result = run_cli(tmp_path, "--storage", storage)
+    assert result.returncode == 2
+    assert message in result.stderr
+    assert "secret" not in result.stderr
+    assert "Traceback" not in result.stderr
+    assert result.stderr.startswith("dataproxy-optuna: error:")
+
+
+def test_bad_space_is_a_clear_error(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: x\nfamily: resnet\nparameters: [{name: B, choices: [8, 8]}]\n")
+    result = run_cli(tmp_path, space=bad)
+    assert result.returncode == 2
+    assert "search space" in result.stderr and "appears twice" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_generation_failure_is_a_clear_error(tmp_path):
+    result = run_cli(tmp_path, "--dataset", "missing")
+    assert result.returncode == 2
+    assert "proxy generation" in result.stderr and "not found" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_missing_program_is_a_clear_error(tmp_path):
+    result = run_cli(tmp_path, "--trial-bin", str(tmp_path / "nope"))
+    assert result.returncode == 2
+    assert "is not an executable file" in result.stderr
+    assert "Traceback" not in result.stderr
