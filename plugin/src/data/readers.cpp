@@ -1,0 +1,296 @@
+#include <fstream>
+#include <iomanip>
+#include <sstream>
+
+#include "data/bytes.h"
+#include "dataproxy/dataset.h"
+#include "dataproxy/error.h"
+#include "dataproxy/files.h"
+
+namespace dataproxy {
+namespace {
+
+constexpr int64_t kCifarPixels = 3 * 32 * 32;
+
+/// The first record whose label is >= num_classes, or -1.
+int64_t first_out_of_range(const torch::Tensor& labels, int64_t num_classes) {
+  if (labels.numel() == 0) return -1;
+  const auto bad = (labels >= num_classes).nonzero();
+  return bad.numel() ? bad[0][0].item<int64_t>() : -1;
+}
+
+void check_labels(const torch::Tensor& labels, int64_t num_classes, const fs::path& file,
+                  const std::string& unit) {
+  const int64_t i = first_out_of_range(labels, num_classes);
+  DATAPROXY_CHECK(i < 0, DataError,
+                  file.string() << ": " << unit << " " << i << " has label "
+                                << labels[i].item<int64_t>() << ", out of range 0.."
+                                << num_classes - 1 << " (wrong format or damaged file)");
+}
+
+/// Splits a file of fixed-size records into a view [n, record_size].
+torch::Tensor records(const fs::path& file, int64_t record_size, const std::string& format) {
+  auto bytes = data::read_bytes(file);
+  const int64_t size = bytes.numel();
+  DATAPROXY_CHECK(size > 0 && size % record_size == 0, DataError,
+                  file.string() << ": wrong size " << size << " bytes: not a whole number of "
+                                << record_size << "-byte " << format
+                                << " records (truncated, or not " << format << " binary)");
+  return bytes.view({size / record_size, record_size});
+}
+
+uint32_t big_endian_u32(const uint8_t* p) {
+  return (uint32_t(p[0]) << 24) | (uint32_t(p[1]) << 16) | (uint32_t(p[2]) << 8) | p[3];
+}
+
+Dataset keep_first(Dataset d, int64_t n) {
+  if (n > 0 && n < d.size()) {
+    d.images = d.images.narrow(0, 0, n).clone();
+    d.labels = d.labels.narrow(0, 0, n).clone();
+  }
+  return d;
+}
+
+/// root/sub when it exists, else root itself.
+fs::path data_dir(const fs::path& root, const std::string& sub, const std::string& probe) {
+  std::error_code ec;
+  if (fs::is_directory(root / sub, ec)) return root / sub;
+  if (fs::exists(root / probe, ec) || fs::exists(root / (probe + ".gz"), ec)) return root;
+  return root / sub;
+}
+
+std::vector<std::string> read_names_file(const fs::path& file, std::size_t expected) {
+  std::vector<std::string> names;
+  std::ifstream in(file);
+  std::string line;
+  while (std::getline(in, line)) {
+    while (!line.empty() && (line.back() == '\r' || line.back() == ' ')) line.pop_back();
+    if (!line.empty()) names.push_back(line);
+  }
+  if (!in.eof() || names.size() != expected) return {};
+  return names;
+}
+
+void check_count(const Dataset& d, int64_t expected, const fs::path& where,
+                 const LoadOptions& options) {
+  DATAPROXY_CHECK(!options.official_sizes || d.size() == expected, DataError,
+                  where.string() << ": " << d.size() << " samples in " << d.name
+                                 << ", expected the official " << expected
+                                 << " (a file was cut short or replaced: run `dataproxy "
+                                    "fetch-data` with --force)");
+}
+
+/// IDX file: big-endian magic (0x0000 08 <dims>), then one u32 per dimension, then uint8 data.
+torch::Tensor read_idx_file(const fs::path& file, uint32_t magic, int dims) {
+  auto bytes = data::read_maybe_gzip(file);
+  const int64_t size = bytes.numel();
+  const int64_t header = 4 + 4 * dims;
+  DATAPROXY_CHECK(size >= 4, DataError,
+                  file.string() << ": wrong size " << size
+                                << " bytes, too short for an IDX magic number (truncated or not "
+                                   "IDX)");
+  const auto* p = bytes.data_ptr<uint8_t>();
+  const uint32_t got = big_endian_u32(p);
+  DATAPROXY_CHECK(got == magic, DataError,
+                  file.string() << ": wrong magic 0x" << std::hex << got << ", expected 0x" << magic
+                                << std::dec
+                                << (magic == 0x803 ? " (IDX uint8 images)" : " (IDX uint8 labels)")
+                                << "; is it the right file?");
+  DATAPROXY_CHECK(size >= header, DataError,
+                  file.string() << ": wrong size " << size << " bytes, shorter than the " << header
+                                << "-byte IDX header (truncated or not IDX)");
+  std::vector<int64_t> shape;
+  // In floating point, so that a damaged header cannot overflow the product.
+  double expected = 1;
+  for (int i = 0; i < dims; ++i) {
+    shape.push_back(big_endian_u32(p + 4 + 4 * i));
+    expected *= static_cast<double>(shape.back());
+  }
+  DATAPROXY_CHECK(static_cast<double>(size - header) == expected, DataError,
+                  file.string() << ": wrong size " << size << " bytes; the header announces shape "
+                                << torch::IntArrayRef(shape) << ", which needs " << std::fixed
+                                << std::setprecision(0) << static_cast<double>(header) + expected
+                                << " bytes (truncated or damaged: fetch it again)");
+  return bytes.narrow(0, header, size - header).view(shape);
+}
+
+Dataset read_cifar10(const std::vector<fs::path>& files, const std::string& name,
+                     std::vector<int64_t>* counts) {
+  DATAPROXY_CHECK(!files.empty(), InvalidInput,
+                  "read_cifar10_batches: no files given for " << name);
+  std::vector<torch::Tensor> images, labels;
+  for (const auto& file : files) {
+    auto recs = records(file, 1 + kCifarPixels, "CIFAR-10");
+    auto l = recs.select(1, 0).to(torch::kInt64);
+    check_labels(l, 10, file, "record");
+    if (counts) counts->push_back(recs.size(0));
+    labels.push_back(l);
+    images.push_back(recs.narrow(1, 1, kCifarPixels));
+  }
+  Dataset d;
+  d.name = name;
+  d.images = torch::cat(images).view({-1, 3, 32, 32});
+  d.labels = torch::cat(labels);
+  d.num_classes = 10;
+  d.class_names = builtin_class_names("cifar10");
+  return d;
+}
+
+}  // namespace
+
+torch::Tensor Dataset::class_counts() const {
+  if (!labels.defined() || labels.numel() == 0) return torch::zeros({num_classes}, torch::kInt64);
+  return torch::bincount(labels, {}, num_classes).to(torch::kInt64);
+}
+
+std::vector<std::string> builtin_class_names(const std::string& name) {
+  if (name == "cifar10") {
+    return {"airplane", "automobile", "bird",  "cat",  "deer",
+            "dog",      "frog",       "horse", "ship", "truck"};
+  }
+  if (name == "fashion-mnist") {
+    return {"T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
+            "Sandal",      "Shirt",   "Sneaker",  "Bag",   "Ankle boot"};
+  }
+  return {};
+}
+
+Dataset read_cifar10_batches(const std::vector<fs::path>& files, const std::string& name) {
+  return read_cifar10(files, name, nullptr);
+}
+
+Dataset read_cifar100_file(const fs::path& file, Cifar100Label label, const std::string& name) {
+  auto recs = records(file, 2 + kCifarPixels, "CIFAR-100");
+  auto coarse = recs.select(1, 0).to(torch::kInt64);
+  auto fine = recs.select(1, 1).to(torch::kInt64);
+  check_labels(coarse, 20, file, "record (coarse label)");
+  check_labels(fine, 100, file, "record (fine label)");
+  Dataset d;
+  d.name = name;
+  d.images = recs.narrow(1, 2, kCifarPixels).contiguous().view({-1, 3, 32, 32});
+  d.labels = label == Cifar100Label::fine ? fine : coarse;
+  d.num_classes = label == Cifar100Label::fine ? 100 : 20;
+  return d;
+}
+
+Dataset read_idx(const fs::path& images, const fs::path& labels, const std::string& name,
+                 int64_t num_classes) {
+  DATAPROXY_CHECK(num_classes > 0 && num_classes <= 256, InvalidInput,
+                  "read_idx: num_classes " << num_classes << " must be in 1..256");
+  auto img = read_idx_file(images, 0x803, 3);
+  auto lab = read_idx_file(labels, 0x801, 1);
+  DATAPROXY_CHECK(img.size(0) == lab.size(0), DataError,
+                  "image/label count mismatch: " << images.string() << " holds " << img.size(0)
+                                                 << " images but " << labels.string() << " holds "
+                                                 << lab.size(0) << " labels");
+  Dataset d;
+  d.name = name;
+  d.labels = lab.to(torch::kInt64);
+  check_labels(d.labels, num_classes, labels, "label");
+  d.images = img.unsqueeze(1).clone();
+  d.num_classes = num_classes;
+  return d;
+}
+
+std::vector<std::string> dataset_names() {
+  return {"cifar10", "cifar100", "cifar100-coarse", "fashion-mnist"};
+}
+
+DatasetSplits load_dataset(const std::string& name, const fs::path& root,
+                           const LoadOptions& options) {
+  DATAPROXY_CHECK(options.max_train >= 0 && options.max_test >= 0, InvalidInput,
+                  "max_train and max_test must be >= 0 (0 keeps all), got "
+                      << options.max_train << " and " << options.max_test);
+  DatasetSplits s;
+  if (name == "cifar10") {
+    const auto dir = data_dir(root, "cifar-10-batches-bin", "data_batch_1.bin");
+    std::vector<fs::path> train_files;
+    for (int i = 1; i <= 5; ++i)
+      train_files.push_back(dir / ("data_batch_" + std::to_string(i) + ".bin"));
+    std::vector<int64_t> counts;
+    s.train = read_cifar10(train_files, "cifar10/train", &counts);
+    for (std::size_t i = 0; i < counts.size() && options.official_sizes; ++i) {
+      DATAPROXY_CHECK(counts[i] == 10000, DataError,
+                      train_files[i].string()
+                          << ": " << counts[i]
+                          << " records, expected the official 10000 (cut short or replaced: run "
+                             "`dataproxy fetch-data cifar10 --force`)");
+    }
+    s.test = read_cifar10_batches({dir / "test_batch.bin"}, "cifar10/test");
+    check_count(s.train, 50000, dir, options);
+    check_count(s.test, 10000, dir / "test_batch.bin", options);
+  } else if (name == "cifar100" || name == "cifar100-coarse") {
+    const auto dir = data_dir(root, "cifar-100-binary", "train.bin");
+    const auto kind = name == "cifar100" ? Cifar100Label::fine : Cifar100Label::coarse;
+    s.train = read_cifar100_file(dir / "train.bin", kind, name + "/train");
+    s.test = read_cifar100_file(dir / "test.bin", kind, name + "/test");
+    check_count(s.train, 50000, dir / "train.bin", options);
+    check_count(s.test, 10000, dir / "test.bin", options);
+    const auto names = read_names_file(
+        dir / (kind == Cifar100Label::fine ? "fine_label_names.txt" : "coarse_label_names.txt"),
+        static_cast<std::size_t>(s.train.num_classes));
+    s.train.class_names = s.test.class_names = names;
+  } else if (name == "fashion-mnist") {
+    const auto dir = data_dir(root, "fashion-mnist", "train-images-idx3-ubyte");
+    auto file = [&](const std::string& base) {
+      std::error_code ec;
+      return fs::exists(dir / base, ec) ? dir / base : dir / (base + ".gz");
+    };
+    s.train = read_idx(file("train-images-idx3-ubyte"), file("train-labels-idx1-ubyte"),
+                       "fashion-mnist/train");
+    s.test = read_idx(file("t10k-images-idx3-ubyte"), file("t10k-labels-idx1-ubyte"),
+                      "fashion-mnist/test");
+    check_count(s.train, 60000, file("train-images-idx3-ubyte"), options);
+    check_count(s.test, 10000, file("t10k-images-idx3-ubyte"), options);
+    s.train.class_names = s.test.class_names = builtin_class_names(name);
+  } else {
+    std::ostringstream known;
+    for (const auto& n : dataset_names()) known << " " << n;
+    throw InvalidInput("unknown dataset '" + name + "'; known:" + known.str());
+  }
+  s.train = keep_first(std::move(s.train), options.max_train);
+  s.test = keep_first(std::move(s.test), options.max_test);
+  return s;
+}
+
+std::string fingerprint(const Dataset& dataset) {
+  DATAPROXY_CHECK(dataset.images.defined() && dataset.labels.defined(), InvalidInput,
+                  "fingerprint: dataset '" << dataset.name << "' has no images or labels");
+  const auto images = dataset.images.to(torch::kCPU, torch::kUInt8).contiguous();
+  const auto labels = dataset.labels.to(torch::kCPU, torch::kInt64).contiguous();
+  std::ostringstream head;
+  head << "dataproxy-dataset-v1 images";
+  for (auto s : images.sizes()) head << ' ' << s;
+  head << " labels " << labels.numel() << " classes " << dataset.num_classes << '\n';
+  Sha256 h;
+  h.update(head.str());
+  h.update(images.data_ptr<uint8_t>(), static_cast<std::size_t>(images.numel()));
+  // Labels as little-endian int64 whatever the host order, so fingerprints are portable.
+  const auto* l = labels.data_ptr<int64_t>();
+  std::vector<uint8_t> le(static_cast<std::size_t>(labels.numel()) * 8);
+  for (int64_t i = 0; i < labels.numel(); ++i) {
+    const auto v = static_cast<uint64_t>(l[i]);
+    for (int b = 0; b < 8; ++b) le[static_cast<std::size_t>(i) * 8 + b] = uint8_t(v >> (8 * b));
+  }
+  h.update(le.data(), le.size());
+  return h.hex();
+}
+
+Dataset subset(const Dataset& dataset, const torch::Tensor& indices) {
+  DATAPROXY_CHECK(indices.dim() == 1, InvalidInput,
+                  "subset: indices must be 1-D, got " << indices.dim() << " dimensions");
+  auto idx = indices.to(torch::kInt64).to(dataset.labels.device());
+  if (idx.numel() > 0) {
+    const auto lo = idx.min().item<int64_t>();
+    const auto hi = idx.max().item<int64_t>();
+    DATAPROXY_CHECK(lo >= 0 && hi < dataset.size(), InvalidInput,
+                    "subset: index out of range 0.." << dataset.size() - 1 << " of " << dataset.name
+                                                     << " (got " << lo << ".." << hi << ")");
+  }
+  Dataset d = dataset;
+  d.images = dataset.images.index_select(0, idx.to(dataset.images.device()));
+  d.labels = dataset.labels.index_select(0, idx);
+  return d;
+}
+
+}  // namespace dataproxy
