@@ -15,7 +15,15 @@ class Reporter {
  public:
   virtual ~Reporter() = default;
   /// A unit of work advanced: `done` of `total` (total 0 = unknown) in the step `what`.
-  virtual void progress(const std::string& what, int64_t done, int64_t total) = 0;
+  /// `detail` (a JSON object or null) carries numbers shown with it. Keys the bar knows:
+  /// "unit" (e.g. "batch"), "loss", "images_per_second", "eta_seconds" (of the whole step;
+  /// else estimated from the rate of `done`); other keys are shown as "key value".
+  virtual void progress(const std::string& what, int64_t done, int64_t total,
+                        const nlohmann::json& detail) = 0;
+  /// progress() without details.
+  void progress(const std::string& what, int64_t done, int64_t total) {
+    progress(what, done, total, nlohmann::json());
+  }
   /// A structured event, e.g. {"event": "epoch", "epoch": 3, "test_accuracy": 0.81}.
   /// It must have an "event" key.
   virtual void event(const nlohmann::json& e) = 0;
@@ -34,7 +42,10 @@ enum class ReportMode {
 /// Parses "auto", "bar", "jsonl" or "quiet"; throws InvalidInput otherwise.
 ReportMode parse_report_mode(const std::string& text);
 
-/// A reporter for `mode`. JSON Lines go to `out` (default std::cout), flushed per line.
+/// A reporter for `mode`. JSON Lines go to `out` (default std::cout), the bar to `out` (default
+/// std::cerr); each line is flushed. JSON Lines: events as given; progress as
+/// {"event": "progress", "what", "done", "total", ...detail}; messages as
+/// {"event": "message", "text"}. Reporters are thread-safe.
 std::unique_ptr<Reporter> make_reporter(ReportMode mode, std::ostream* out = nullptr);
 
 /// A reporter that drops everything.

@@ -17,17 +17,26 @@ namespace dataproxy {
 
 /// Options for one training run. Zero means "take it from the space's TrainSettings".
 struct TrainOptions {
-  std::string device = "auto";  ///< "auto" (CUDA when present), "cpu", "cuda" or "cuda:N"
-  int threads = 0;              ///< CPU intra-op threads; 0 = all cores
-  uint64_t seed = 0;            ///< seeds init, shuffling and augmentation
-  int64_t epochs = 0;           ///< 0 = TrainSettings::epochs
-  int64_t batch_size = 0;       ///< 0 = TrainSettings::batch_size
-  double learning_rate = 0;     ///< 0 = TrainSettings::learning_rate
-  bool mixed_precision = true;  ///< bf16 autocast on CUDA; ignored on CPU
-  bool channels_last = true;    ///< memory format of activations and weights
-  int64_t eval_batch_size = 1000;
+  std::string device = "auto";      ///< "auto" (CUDA when present), "cpu", "cuda" or "cuda:N"
+  int threads = 0;                  ///< CPU intra-op threads; 0 = all cores
+  uint64_t seed = 0;                ///< seeds init, shuffling and augmentation
+  int64_t epochs = 0;               ///< 0 = TrainSettings::epochs
+  int64_t batch_size = 0;           ///< 0 = TrainSettings::batch_size
+  double learning_rate = 0;         ///< 0 = TrainSettings::learning_rate
+  bool mixed_precision = true;      ///< bf16 autocast on CUDA; ignored on CPU
+  bool channels_last = true;        ///< memory format of activations and weights
+  int64_t eval_batch_size = 1000;   ///< batch size of evaluate(), predict() and features()
   bool evaluate_each_epoch = true;  ///< test accuracy after every epoch (else only at the end)
 };
+
+/// Per-channel mean and standard deviation of the pixels, on the 0..1 scale.
+struct Normalization {
+  std::vector<double> mean;  ///< one value per channel
+  std::vector<double> std;   ///< one value per channel, > 0
+};
+
+/// Mean and standard deviation per channel of `data`'s images (uint8 [N, C, H, W]).
+Normalization compute_normalization(const Dataset& data);
 
 /// What one epoch did.
 struct EpochStats {
@@ -42,7 +51,7 @@ struct EpochStats {
 /// What a training run produced.
 struct TrainResult {
   std::vector<EpochStats> epochs;
-  double final_accuracy = 0;   ///< test accuracy after the last epoch
+  double final_accuracy = -1;  ///< test accuracy after the last epoch; -1 if test is empty
   double train_seconds = 0;    ///< all epochs, evaluation excluded
   double total_seconds = 0;    ///< wall time including evaluation and data upload
   bool stopped_early = false;  ///< the epoch callback asked to stop
@@ -52,27 +61,42 @@ struct TrainResult {
 /// Called after each epoch; return false to stop training (pruning, SIGINT).
 using EpochCallback = std::function<bool(const EpochStats&)>;
 
+/// Seeds the global CPU and CUDA generators: call it before building a network so that the
+/// same seed gives the same initial weights.
+void seed_everything(uint64_t seed);
 /// Resolves "auto"/"cpu"/"cuda[:N]"; throws InvalidInput for CUDA when none is present.
 torch::Device resolve_device(const std::string& name);
 /// Sets the CPU intra-op thread count (0 = all cores) and returns what is in force.
 int configure_threads(int threads);
 
 /// Trains and evaluates networks. Data is uploaded to the device once as uint8; augmentation
-/// and normalisation run on whole batches there.
+/// and normalisation run on whole batches there. Shuffling and augmentation draw from a CPU
+/// generator seeded with TrainOptions::seed, so the order of samples and the crops do not
+/// depend on the device. Inputs are normalised with the training split's statistics, which
+/// fit() keeps for later evaluate(), predict() and features() calls.
 class Trainer {
  public:
   Trainer(TrainSettings settings, TrainOptions options, Reporter& reporter = null_reporter());
 
   /// Trains `model` on `train` (labels must lie in [0, num_classes) of the model) and evaluates
-  /// on `test`. Seeded: the same seed on the CPU gives the same result.
+  /// on `test` (may be empty: no evaluation then). Seeded: on the CPU, the same seed, the same
+  /// thread count and the same initial weights (see seed_everything) give the same result.
+  /// Emits an "epoch" event per epoch and throttled progress through the reporter. Throws
+  /// InvalidInput for unusable data or settings.
   TrainResult fit(Network& model, const Dataset& train, const Dataset& test,
                   const EpochCallback& on_epoch = nullptr);
+  /// The three calls below run `model` in eval mode (its mode is restored after), in batches of
+  /// eval_batch_size, normalised with the last fit()'s statistics or set_normalization()'s.
   /// Accuracy of `model` on `data`.
   double evaluate(Network& model, const Dataset& data);
   /// Predicted class per sample, int64 [N] on the CPU.
   torch::Tensor predict(Network& model, const Dataset& data);
   /// Network::features per sample, float32 [N, D] on the CPU.
   torch::Tensor features(Network& model, const Dataset& data);
+
+  /// Statistics used to normalise inputs; empty before fit() or set_normalization().
+  const Normalization& normalization() const { return normalization_; }
+  void set_normalization(Normalization normalization);
 
   const torch::Device& device() const { return device_; }
   const TrainSettings& settings() const { return settings_; }
@@ -83,6 +107,7 @@ class Trainer {
   TrainOptions options_;
   Reporter& reporter_;
   torch::Device device_;
+  Normalization normalization_;
 };
 
 }  // namespace dataproxy

@@ -1,0 +1,285 @@
+#include <gtest/gtest.h>
+
+#include <sstream>
+
+#include "dataproxy/error.h"
+#include "dataproxy/trainer.h"
+#include "synthetic.h"
+
+namespace dataproxy {
+namespace {
+
+using testing::synthetic_dataset;
+using testing::TinyNet;
+
+TrainSettings small_settings() {
+  TrainSettings s;
+  s.optimizer = "adam";
+  s.learning_rate = 1e-2;
+  s.batch_size = 64;
+  s.epochs = 4;
+  s.schedule = "cosine";
+  s.augmentation.random_crop_padding = 2;
+  s.augmentation.horizontal_flip = true;
+  return s;
+}
+
+TrainOptions cpu_options(uint64_t seed) {
+  TrainOptions o;
+  o.device = "cpu";
+  o.threads = 2;
+  o.seed = seed;
+  o.eval_batch_size = 256;
+  return o;
+}
+
+std::shared_ptr<TinyNet> seeded_net(uint64_t seed) {
+  seed_everything(seed);
+  return std::make_shared<TinyNet>(6);
+}
+
+class TrainerTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    train_ = new Dataset(synthetic_dataset(1200, 1, "synthetic/train"));
+    test_ = new Dataset(synthetic_dataset(600, 2, "synthetic/test"));
+  }
+  static void TearDownTestSuite() {
+    delete train_;
+    delete test_;
+  }
+  static Dataset* train_;
+  static Dataset* test_;
+};
+Dataset* TrainerTest::train_ = nullptr;
+Dataset* TrainerTest::test_ = nullptr;
+
+TEST_F(TrainerTest, LearnsASyntheticTask) {
+  auto net = seeded_net(3);
+  Trainer trainer(small_settings(), cpu_options(3));
+  auto result = trainer.fit(*net, *train_, *test_);
+  ASSERT_EQ(result.epochs.size(), 4u);
+  EXPECT_GE(result.final_accuracy, 0.95);
+  EXPECT_EQ(result.final_accuracy, result.epochs.back().test_accuracy);
+  EXPECT_FALSE(result.stopped_early);
+  EXPECT_EQ(result.device, "cpu");
+  EXPECT_LT(result.epochs.back().train_loss, result.epochs.front().train_loss);
+  for (const auto& e : result.epochs) {
+    EXPECT_GT(e.seconds, 0);
+    EXPECT_GT(e.images_per_second, 0);
+    EXPECT_GE(e.test_accuracy, 0);
+  }
+  EXPECT_TRUE(net->is_training());
+
+  auto predicted = trainer.predict(*net, *test_);
+  EXPECT_EQ(predicted.scalar_type(), torch::kInt64);
+  EXPECT_EQ(predicted.sizes(), torch::IntArrayRef({600}));
+  EXPECT_DOUBLE_EQ(predicted.eq(test_->labels).to(torch::kDouble).mean().item<double>(),
+                   result.final_accuracy);
+  EXPECT_DOUBLE_EQ(trainer.evaluate(*net, *test_), result.final_accuracy);
+  auto features = trainer.features(*net, *test_);
+  EXPECT_EQ(features.scalar_type(), torch::kFloat);
+  EXPECT_EQ(features.sizes(), torch::IntArrayRef({600, 64}));
+  EXPECT_TRUE(features.device().is_cpu());
+  EXPECT_TRUE(net->is_training()) << "evaluation must restore the module's mode";
+  // Features of a sample do not depend on the batch it is computed in (eval mode).
+  Trainer small_batches(small_settings(), [] {
+    auto o = cpu_options(3);
+    o.eval_batch_size = 7;
+    return o;
+  }());
+  small_batches.set_normalization(trainer.normalization());
+  EXPECT_TRUE(torch::allclose(small_batches.features(*net, *test_), features, 1e-4, 1e-5));
+}
+
+TEST_F(TrainerTest, SameSeedSameResultOtherSeedDiffers) {
+  auto settings = small_settings();
+  settings.epochs = 1;
+  auto run = [&](uint64_t seed) {
+    auto net = seeded_net(seed);
+    Trainer trainer(settings, cpu_options(seed));
+    auto result = trainer.fit(*net, *train_, *test_);
+    return std::make_pair(net, result);
+  };
+  auto [a, ra] = run(11);
+  auto [b, rb] = run(11);
+  auto [c, rc] = run(12);
+  auto pa = a->parameters(), pb = b->parameters(), pc = c->parameters();
+  ASSERT_EQ(pa.size(), pb.size());
+  bool any_differs = false;
+  for (size_t i = 0; i < pa.size(); ++i) {
+    EXPECT_TRUE(torch::equal(pa[i], pb[i])) << "parameter " << i;
+    any_differs = any_differs || !torch::equal(pa[i], pc[i]);
+  }
+  EXPECT_TRUE(any_differs);
+  EXPECT_EQ(ra.final_accuracy, rb.final_accuracy);
+  EXPECT_EQ(ra.epochs[0].train_loss, rb.epochs[0].train_loss);
+  EXPECT_NE(ra.epochs[0].train_loss, rc.epochs[0].train_loss);
+}
+
+TEST_F(TrainerTest, SameInitialWeightsDifferentSeedChangesOrderAndCrops) {
+  auto settings = small_settings();
+  settings.epochs = 1;
+  auto a = seeded_net(5), b = seeded_net(5);
+  Trainer(settings, cpu_options(1)).fit(*a, *train_, *test_);
+  Trainer(settings, cpu_options(2)).fit(*b, *train_, *test_);
+  EXPECT_FALSE(torch::equal(a->parameters()[0], b->parameters()[0]));
+}
+
+TEST_F(TrainerTest, CallbackStopsTraining) {
+  auto settings = small_settings();
+  settings.epochs = 5;
+  auto net = seeded_net(1);
+  Trainer trainer(settings, cpu_options(1));
+  std::vector<int64_t> seen;
+  auto result = trainer.fit(*net, *train_, *test_, [&](const EpochStats& e) {
+    seen.push_back(e.epoch);
+    return e.epoch < 2;
+  });
+  EXPECT_EQ(seen, (std::vector<int64_t>{1, 2}));
+  EXPECT_EQ(result.epochs.size(), 2u);
+  EXPECT_TRUE(result.stopped_early);
+  EXPECT_EQ(result.final_accuracy, result.epochs.back().test_accuracy);
+}
+
+TEST_F(TrainerTest, EvaluatesOnlyAtTheEndWhenAsked) {
+  auto settings = small_settings();
+  settings.epochs = 2;
+  auto options = cpu_options(1);
+  options.evaluate_each_epoch = false;
+  auto net = seeded_net(1);
+  auto result = Trainer(settings, options).fit(*net, *train_, *test_);
+  EXPECT_EQ(result.epochs[0].test_accuracy, -1);
+  EXPECT_GE(result.epochs[1].test_accuracy, 0);
+  // A stop after the first epoch still yields a final accuracy.
+  auto net2 = seeded_net(1);
+  auto stopped = Trainer(settings, options).fit(*net2, *train_, *test_, [](const EpochStats&) {
+    return false;
+  });
+  EXPECT_TRUE(stopped.stopped_early);
+  EXPECT_GE(stopped.final_accuracy, 0);
+}
+
+TEST_F(TrainerTest, EmptyTestSplitSkipsEvaluation) {
+  auto settings = small_settings();
+  settings.epochs = 1;
+  auto net = seeded_net(1);
+  auto result = Trainer(settings, cpu_options(1)).fit(*net, *train_, Dataset{});
+  EXPECT_EQ(result.final_accuracy, -1);
+  EXPECT_EQ(result.epochs[0].test_accuracy, -1);
+}
+
+TEST_F(TrainerTest, SgdAndStepScheduleTrain) {
+  auto settings = small_settings();
+  settings.optimizer = "sgd";
+  settings.learning_rate = 0.05;
+  settings.schedule = "step";
+  settings.step_milestones = {2};
+  settings.epochs = 3;
+  auto net = seeded_net(4);
+  auto result = Trainer(settings, cpu_options(4)).fit(*net, *train_, *test_);
+  EXPECT_GE(result.final_accuracy, 0.8);
+}
+
+TEST_F(TrainerTest, RefusesLabelsOutOfRange) {
+  auto settings = small_settings();
+  settings.epochs = 1;
+  Trainer trainer(settings, cpu_options(1));
+  auto net = seeded_net(1);
+  Dataset bad = *train_;
+  bad.labels = train_->labels.clone();
+  bad.labels[5] = 6;
+  EXPECT_THROW(trainer.fit(*net, bad, *test_), InvalidInput);
+  bad.labels[5] = -1;
+  EXPECT_THROW(trainer.fit(*net, bad, *test_), InvalidInput);
+  Dataset bad_test = *test_;
+  bad_test.labels = test_->labels.clone();
+  bad_test.labels[0] = 9;
+  EXPECT_THROW(trainer.fit(*net, *train_, bad_test), InvalidInput);
+  try {
+    trainer.fit(*net, bad, *test_);
+  } catch (const InvalidInput& e) {
+    EXPECT_NE(std::string(e.what()).find("synthetic/train"), std::string::npos) << e.what();
+  }
+}
+
+TEST_F(TrainerTest, RefusesBadDataAndSettings) {
+  auto settings = small_settings();
+  auto net = seeded_net(1);
+  Trainer trainer(settings, cpu_options(1));
+  Dataset floats = *train_;
+  floats.images = train_->images.to(torch::kFloat);
+  EXPECT_THROW(trainer.fit(*net, floats, *test_), InvalidInput);
+  Dataset wrong_shape = *test_;
+  wrong_shape.images = torch::zeros({600, 3, 8, 8}, torch::kUInt8);
+  EXPECT_THROW(trainer.fit(*net, *train_, wrong_shape), InvalidInput);
+  EXPECT_THROW(trainer.predict(*net, *test_), InvalidInput) << "no normalisation yet";
+
+  auto bad = settings;
+  bad.optimizer = "adagrad";
+  EXPECT_THROW(Trainer(bad, cpu_options(1)), InvalidInput);
+  bad = settings;
+  bad.schedule = "linear";
+  EXPECT_THROW(Trainer(bad, cpu_options(1)), InvalidInput);
+  auto options = cpu_options(1);
+  options.batch_size = -1;
+  EXPECT_THROW(Trainer(settings, options), InvalidInput);
+}
+
+TEST_F(TrainerTest, EmitsEpochEventsAsJsonLines) {
+  auto settings = small_settings();
+  settings.epochs = 2;
+  std::ostringstream out;
+  auto reporter = make_reporter(ReportMode::jsonl, &out);
+  auto net = seeded_net(1);
+  Trainer(settings, cpu_options(1), *reporter).fit(*net, *train_, *test_);
+  std::istringstream in(out.str());
+  std::string line;
+  int epochs = 0, progress = 0;
+  while (std::getline(in, line)) {
+    auto e = nlohmann::json::parse(line);
+    ASSERT_TRUE(e.is_object());
+    if (e["event"] == "epoch") {
+      ++epochs;
+      EXPECT_EQ(e["epoch"], epochs);
+      EXPECT_EQ(e["epochs"], 2);
+      for (const char* key :
+           {"train_loss", "train_accuracy", "test_accuracy", "seconds", "images_per_second"}) {
+        EXPECT_TRUE(e[key].is_number()) << key << " in " << line;
+      }
+    } else {
+      ASSERT_EQ(e["event"], "progress") << line;
+      ++progress;
+      EXPECT_TRUE(e["loss"].is_number()) << line;
+      EXPECT_TRUE(e["done"].is_number_integer()) << line;
+    }
+  }
+  EXPECT_EQ(epochs, 2);
+  EXPECT_GE(progress, 1);
+}
+
+TEST(Device, ResolvesNamesAndRefusesMissingCuda) {
+  EXPECT_TRUE(resolve_device("cpu").is_cpu());
+  EXPECT_THROW(resolve_device("tpu"), InvalidInput);
+  EXPECT_THROW(resolve_device("cuda:x"), InvalidInput);
+  if (torch::cuda::is_available()) {
+    EXPECT_TRUE(resolve_device("auto").is_cuda());
+    EXPECT_TRUE(resolve_device("cuda").is_cuda());
+    EXPECT_THROW(resolve_device("cuda:999"), InvalidInput);
+  } else {
+    EXPECT_TRUE(resolve_device("auto").is_cpu());
+    EXPECT_THROW(resolve_device("cuda"), InvalidInput);
+    EXPECT_THROW(resolve_device("cuda:0"), InvalidInput);
+  }
+}
+
+TEST(Threads, ConfiguresTheCount) {
+  EXPECT_EQ(configure_threads(1), 1);
+  EXPECT_EQ(configure_threads(2), 2);
+  EXPECT_GE(configure_threads(0), 1);
+  EXPECT_THROW(configure_threads(-1), InvalidInput);
+  configure_threads(2);
+}
+
+}  // namespace
+}  // namespace dataproxy
