@@ -51,7 +51,7 @@ def load(tmp_path: Path) -> optuna.Study:
 
 
 def test_default_run_uses_sqlite_in_the_experiment_and_writes_the_report(tmp_path):
-    result = run_cli(tmp_path, "--n-trials", "5", "--spot-check-every", "2")
+    result = run_cli(tmp_path, "--n-trials", "5", "--spot-check-every", "2", "--sampler", "grid")
     assert result.returncode == 0, result.stderr
     report = tmp_path / "exp" / "report" / "report.html"
     assert result.stdout.strip().splitlines()[-1] == f"Report: {report}"

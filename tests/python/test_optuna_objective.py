@@ -88,6 +88,8 @@ def test_argv_lists_every_option():
 def test_complete_trials_report_every_epoch_and_store_attrs(tmp_path):
     objective = make_objective(tmp_path, spot=SpotCheckPolicy(every=2))
     study = optuna.create_study(direction="maximize")
+    study.enqueue_trial({"B": 4, "K": 3})
+    study.enqueue_trial({"B": 8, "K": 3})
     study.optimize(objective, n_trials=2)
     t0, t1 = study.trials
     assert t0.state == TrialState.COMPLETE and t1.state == TrialState.COMPLETE
@@ -205,3 +207,36 @@ def test_runner_does_not_outlive_a_killed_worker(tmp_path, sig):
         if worker.poll() is None:
             worker.kill()
             worker.wait()
+
+
+def test_a_repeated_configuration_reuses_the_earlier_result(tmp_path):
+    pidfile = tmp_path / "pids"
+    objective = make_objective(tmp_path, env={"FAKE_PIDFILE": str(pidfile)})
+    study = optuna.create_study(direction="maximize")
+    for _ in range(2):
+        study.enqueue_trial({"B": 4, "K": 3})
+    study.optimize(objective, n_trials=2)
+    first, second = study.trials
+    assert second.state == TrialState.COMPLETE
+    assert second.value == first.value
+    assert second.user_attrs["duplicate_of"] == 0
+    assert second.user_attrs["proxy_accuracy"] == first.user_attrs["proxy_accuracy"]
+    assert "runner_pid" not in second.user_attrs
+    assert len(pidfile.read_text().split()) == 1
+
+    objective.reuse_duplicates = False
+    study.enqueue_trial({"B": 4, "K": 3})
+    study.optimize(objective, n_trials=1)
+    assert "duplicate_of" not in study.trials[2].user_attrs
+    assert len(pidfile.read_text().split()) == 2
+
+
+def test_a_spot_check_is_not_answered_by_a_twin_without_full_accuracy(tmp_path):
+    objective = make_objective(tmp_path, spot=SpotCheckPolicy(every=2))  # trials 0 and 2
+    study = optuna.create_study(direction="maximize")
+    for params in ({"B": 4, "K": 3}, {"B": 8, "K": 5}, {"B": 8, "K": 5}):
+        study.enqueue_trial(params)
+    study.optimize(objective, n_trials=3)
+    # Trial 2 is a spot check; its twin (trial 1) has no full accuracy, so it trains.
+    assert "duplicate_of" not in study.trials[2].user_attrs
+    assert study.trials[2].user_attrs["full_accuracy"] is not None

@@ -86,6 +86,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="storage URL (default sqlite:///<experiment>/study.db); postgresql://... to share",
     )
     g.add_argument("--workers", type=int, default=d.workers, help="local worker processes")
+    g.add_argument(
+        "--rerun-duplicates",
+        action="store_true",
+        help="train a configuration again when the sampler repeats it (default: reuse)",
+    )
     g.add_argument("--seed", type=int, default=d.seed)
     g.add_argument("--no-report", action="store_true", help="skip 'dataproxy report' at the end")
 
@@ -150,6 +155,7 @@ def config_from_args(args: argparse.Namespace) -> StudyConfig:
         heartbeat_grace=args.heartbeat_grace,
         max_failures=args.max_failures,
         stop_timeout=args.stop_timeout,
+        reuse_duplicates=not args.rerun_duplicates,
         report=not args.no_report,
         dataproxy_bin=args.dataproxy_bin,
         trial_bin=args.trial_bin,

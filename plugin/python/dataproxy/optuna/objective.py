@@ -32,6 +32,9 @@ from .spot_check import NoSpotCheck, SpotCheck
 
 __all__ = ["DataProxyObjective", "RunnerFailed", "RunnerOptions", "runner_argv"]
 
+#: Attributes about how a trial ran, not what it found: not copied to a duplicate.
+_OWN_ATTRS = {"worker", "runner_pid", "runner_exit_code", "duplicate_of"}
+
 #: Runner exit codes that no retry will fix (bad input, data error).
 _FATAL_EXIT_CODES = {2: "bad input", 3: "data error"}
 
@@ -129,11 +132,15 @@ class DataProxyObjective:
         *,
         spot_check: SpotCheck | None = None,
         manifest_key: str | None = None,
+        reuse_duplicates: bool = True,
     ) -> None:
         self.space = space
         self.options = options
         self.spot_check: SpotCheck = spot_check or NoSpotCheck()
         self.manifest_key = manifest_key
+        #: A configuration that already completed is not trained again (samplers repeat
+        #: themselves in small categorical spaces): its value and attributes are copied.
+        self.reuse_duplicates = reuse_duplicates
         #: The last RunnerFailed raised, for callers that stop on fatal errors.
         self.last_failure: RunnerFailed | None = None
 
@@ -146,8 +153,16 @@ class DataProxyObjective:
     def __call__(self, trial: optuna.Trial) -> float:
         params = self.suggest(trial)
         spot = bool(self.spot_check.should_check(trial.number))
-        trial.set_user_attr("spot_check", spot)
         trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
+        if self.reuse_duplicates:
+            previous = self._completed_twin(trial, params, spot)
+            if previous is not None:
+                for key, value in previous.user_attrs.items():
+                    if key not in _OWN_ATTRS:
+                        trial.set_user_attr(key, value)
+                trial.set_user_attr("duplicate_of", previous.number)
+                return float(previous.value)
+        trial.set_user_attr("spot_check", spot)
         if self.manifest_key:
             trial.set_user_attr("manifest_key", self.manifest_key)
         argv = runner_argv(self.options, params, trial_id=str(trial.number), spot_check=spot)
@@ -205,6 +220,19 @@ class DataProxyObjective:
         if final.get("manifest_key"):
             trial.set_user_attr("manifest_key", final["manifest_key"])
         return float(proxy)
+
+    @staticmethod
+    def _completed_twin(
+        trial: optuna.Trial, params: dict[str, Any], spot: bool
+    ) -> optuna.trial.FrozenTrial | None:
+        """A complete trial with the same parameters (and a full accuracy if `spot`)."""
+        done = trial.study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+        for t in done:
+            if t.params == params and t.value is not None:
+                if spot and t.user_attrs.get("full_accuracy") is None:
+                    continue
+                return t
+        return None
 
     def _failure(
         self, trial: optuna.Trial, code: int, final: dict[str, Any] | None, tail: str

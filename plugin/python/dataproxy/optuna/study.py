@@ -120,6 +120,9 @@ class StudyConfig:
     max_failures: int = 3
     #: Seconds a runner asked to stop may take before it is killed.
     stop_timeout: float = 60.0
+    #: Give a configuration that already completed its earlier result instead of training it
+    #: again (samplers repeat themselves in small categorical spaces).
+    reuse_duplicates: bool = True
     #: Run `dataproxy report` when the study ends.
     report: bool = True
     #: Path of the `dataproxy` program (None = search).
@@ -415,7 +418,9 @@ def run_worker(
     """
     failures = 0
     while True:
-        optuna.storages.fail_stale_trials(study)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            optuna.storages.fail_stale_trials(study)
         counts = _counts(study)
         finished = counts[TrialState.COMPLETE] + counts[TrialState.PRUNED]
         if finished >= n_trials:
@@ -464,7 +469,13 @@ def _build_objective(
         first=config.spot_check_first,
         seed=config.seed,
     )
-    return DataProxyObjective(space, options, spot_check=policy, manifest_key=proxy.key)
+    return DataProxyObjective(
+        space,
+        options,
+        spot_check=policy,
+        manifest_key=proxy.key,
+        reuse_duplicates=config.reuse_duplicates,
+    )
 
 
 def worker_main(config: StudyConfig, proxy: ProxyInfo) -> int:
@@ -628,7 +639,6 @@ def run_study(config: StudyConfig) -> int:
                 _say(f"worker {p.pid} was killed by signal {-code}")
             elif code != 0:
                 _say(f"worker {p.pid} exited with code {code}")
-        optuna.storages.fail_stale_trials(study)
         counts = _counts(study)
         if counts[TrialState.COMPLETE] + counts[TrialState.PRUNED] < config.n_trials:
             status = 1
