@@ -1,0 +1,578 @@
+#include "dataproxy/report.h"
+
+#include <algorithm>
+#include <cmath>
+#include <iomanip>
+#include <map>
+#include <set>
+#include <sstream>
+
+#include "dataproxy/error.h"
+#include "dataproxy/files.h"
+
+namespace dataproxy {
+namespace {
+
+// Running mean of a value seen in several records of one configuration.
+struct Mean {
+  double sum = 0;
+  int64_t n = 0;
+  void add(double v) {
+    sum += v;
+    ++n;
+  }
+  std::optional<double> get() const {
+    return n > 0 ? std::optional<double>(sum / static_cast<double>(n)) : std::nullopt;
+  }
+};
+
+struct Accumulator {
+  Candidate c;
+  Mean proxy_acc, full_acc, proxy_s, full_s;
+  std::set<std::string> frameworks;
+  bool completed = false;
+};
+
+double number_or(const json& j, const char* key, double fallback) {
+  auto it = j.find(key);
+  return it != j.end() && it->is_number() ? it->get<double>() : fallback;
+}
+
+std::string string_or(const json& j, const char* key, const std::string& fallback = "") {
+  auto it = j.find(key);
+  return it != j.end() && it->is_string() ? it->get<std::string>() : fallback;
+}
+
+double median(std::vector<double> v) { return percentile(std::move(v), 50); }
+
+std::string fixed(double v, int precision) {
+  std::ostringstream os;
+  os << std::fixed << std::setprecision(precision) << v;
+  return os.str();
+}
+
+json opt(const std::optional<double>& v) { return v ? json(*v) : json(nullptr); }
+
+// 1 = best; equal values share the better rank.
+std::map<std::string, int64_t> competition_ranks(
+    const std::vector<std::pair<double, std::string>>& values) {
+  auto sorted = values;
+  std::stable_sort(sorted.begin(), sorted.end(),
+                   [](const auto& a, const auto& b) { return a.first > b.first; });
+  std::map<std::string, int64_t> ranks;
+  for (std::size_t i = 0; i < sorted.size(); ++i) {
+    bool tie = i > 0 && sorted[i].first == sorted[i - 1].first;
+    ranks[sorted[i].second] = tie ? ranks[sorted[i - 1].second] : static_cast<int64_t>(i + 1);
+  }
+  return ranks;
+}
+
+json verdict(const RankingSummary& s, const ReportOptions& options) {
+  json v;
+  std::vector<std::string> advice;
+  const int64_t n = s.n;
+  const std::string more =
+      "Train more candidates on the full data (spot checks), spread over "
+      "the range of proxy accuracies, and regenerate this report.";
+  if (n == 0) {
+    v["level"] = "none";
+    v["headline"] =
+        "No ranking evidence yet: no candidate has both a proxy and a full-data accuracy.";
+    advice.push_back("Run at least " + std::to_string(options.min_spot_checks) +
+                     " spot checks (candidates also trained on the full data). " + more);
+  } else if (!s.spearman.defined) {
+    v["level"] = "none";
+    v["headline"] = "Only " + std::to_string(n) + " spot check" + (n == 1 ? "" : "s") +
+                    " with both accuracies; the rank correlation is undefined (" + s.spearman.note +
+                    ").";
+    advice.push_back(more);
+  } else {
+    double rho = s.spearman.value;
+    std::string rho_text = "Spearman rho = " + fixed(rho, 3);
+    if (s.spearman_ci.defined) {
+      rho_text += " (" + fixed(s.spearman_ci.confidence * 100, 0) + "% CI " +
+                  fixed(s.spearman_ci.low, 2) + " to " + fixed(s.spearman_ci.high, 2) + ")";
+    }
+    rho_text += " over " + std::to_string(n) + " spot checks";
+    if (n < options.min_spot_checks) {
+      v["level"] = "thin";
+      v["headline"] = "Too few spot checks to trust yet: " + rho_text + ".";
+      advice.push_back("With fewer than " + std::to_string(options.min_spot_checks) +
+                       " spot checks a correlation can look high or low by chance. Run at least " +
+                       std::to_string(options.min_spot_checks - n) + " more. " + more);
+    } else if (rho >= 0.9 && (!s.spearman_ci.defined || s.spearman_ci.low >= 0.7)) {
+      v["level"] = "good";
+      v["headline"] = "The proxy preserves the ranking well: " + rho_text + ".";
+    } else if (rho >= 0.7) {
+      v["level"] = "moderate";
+      v["headline"] = "The proxy preserves the ranking moderately: " + rho_text + ".";
+      advice.push_back(
+          "Near the top the order may differ; spot-check the proxy's best few "
+          "candidates before choosing.");
+    } else if (rho >= 0.4) {
+      v["level"] = "weak";
+      v["headline"] = "The proxy preserves the ranking only weakly: " + rho_text + ".";
+      advice.push_back(
+          "Consider a larger proxy ratio, or compare with a random proxy of the "
+          "same size; spot-check the proxy's best candidates.");
+    } else {
+      v["level"] = "poor";
+      v["headline"] = "The proxy does not preserve the ranking: " + rho_text + ".";
+      advice.push_back(
+          "Do not trust the proxy's pick: use a larger ratio or another selection "
+          "method, and check the probes' accuracies in the manifest.");
+    }
+    if (s.spearman_ci.defined && s.spearman_ci.high - s.spearman_ci.low > 0.5 &&
+        n >= options.min_spot_checks) {
+      advice.push_back("The interval is wide; more spot checks will narrow it.");
+    }
+  }
+  if (s.regret.defined && n >= 2) {
+    v["regret_text"] =
+        s.regret.value == 0
+            ? "The proxy's first choice is also the best by full-data accuracy (regret 0)."
+            : "Trusting the proxy's first choice costs " + fixed(s.regret.value * 100, 2) +
+                  " points of full-data accuracy (regret) among the spot-checked candidates.";
+  }
+  v["advice"] = advice;
+  return v;
+}
+
+json cost_ledger(const std::vector<TrialRecord>& records, const std::vector<Candidate>& candidates,
+                 const json& manifest, json& candidate_rows) {
+  json cost;
+  // Probe training and selection, from the manifest.
+  double probes = 0, selection = 0;
+  bool probes_from_manifest = false;
+  json stages = json::object();
+  if (manifest.is_object()) {
+    if (auto it = manifest.find("stage_seconds"); it != manifest.end() && it->is_object()) {
+      for (const auto& [key, value] : it->items()) {
+        if (!value.is_number() || key == "total") continue;
+        stages[key] = value;
+        if (key == "probes") {
+          probes = value.get<double>();
+          probes_from_manifest = true;
+        } else {
+          selection += value.get<double>();
+        }
+      }
+    }
+    if (!probes_from_manifest) {
+      if (auto it = manifest.find("probes"); it != manifest.end() && it->is_array()) {
+        for (const auto& p : *it) probes += number_or(p, "train_seconds", 0);
+        probes_from_manifest = !it->empty();
+      }
+    }
+  }
+  double proxy_trials = 0, spot_checks = 0;
+  for (const auto& r : records) {
+    if (r.framework == "probe") {
+      if (!probes_from_manifest) probes += r.full_seconds;
+      continue;
+    }
+    proxy_trials += r.proxy_seconds;
+    spot_checks += r.full_seconds;
+  }
+  double spent = probes + selection + proxy_trials + spot_checks;
+
+  // Full-data cost of the search had every candidate been trained on the full data.
+  std::vector<double> time_ratios, seconds_per_mac;
+  for (const auto& c : candidates) {
+    if (!c.full_seconds || *c.full_seconds <= 0) continue;
+    if (c.searched && c.proxy_seconds > 0) time_ratios.push_back(*c.full_seconds / c.proxy_seconds);
+    if (c.macs > 0) seconds_per_mac.push_back(*c.full_seconds / static_cast<double>(c.macs));
+  }
+  double data_ratio = manifest.is_object() ? number_or(manifest, "ratio", 0) : 0;
+  std::optional<double> time_ratio, per_mac;
+  if (!time_ratios.empty()) time_ratio = median(time_ratios);
+  if (!seconds_per_mac.empty()) per_mac = median(seconds_per_mac);
+
+  std::map<std::string, int64_t> methods;
+  double full_total = 0;
+  int64_t searched = 0, unknown = 0;
+  for (std::size_t i = 0; i < candidates.size(); ++i) {
+    const Candidate& c = candidates[i];
+    if (!c.searched) continue;
+    ++searched;
+    std::optional<double> est;
+    std::string method;
+    if (c.full_seconds && *c.full_seconds > 0) {
+      est = c.full_seconds;
+      method = "measured";
+    } else if (time_ratio && c.proxy_seconds > 0) {
+      est = c.proxy_seconds * *time_ratio;
+      method = "time_ratio";
+    } else if (per_mac && c.macs > 0) {
+      est = static_cast<double>(c.macs) * *per_mac;
+      method = "macs";
+    } else if (data_ratio > 0 && data_ratio <= 1 && c.proxy_seconds > 0) {
+      est = c.proxy_seconds / data_ratio;
+      method = "data_ratio";
+    }
+    for (auto& row : candidate_rows) {
+      if (row["id"] == c.id) {
+        row["full_seconds_estimate"] = opt(est);
+        row["full_cost_method"] = est ? json(method) : json(nullptr);
+      }
+    }
+    if (!est) {
+      ++unknown;
+      continue;
+    }
+    full_total += *est;
+    methods[method] += 1;
+  }
+
+  std::vector<std::string> how;
+  if (methods.count("measured")) {
+    how.push_back(std::to_string(methods["measured"]) + " measured (spot checks)");
+  }
+  if (methods.count("time_ratio")) {
+    how.push_back(std::to_string(methods["time_ratio"]) +
+                  " estimated from the full/proxy time ratio of the spot checks (median " +
+                  fixed(*time_ratio, 1) + "x over " + std::to_string(time_ratios.size()) + ")");
+  }
+  if (methods.count("macs")) {
+    how.push_back(std::to_string(methods["macs"]) +
+                  " estimated from MACs, scaled by the measured full-data time per MAC (median "
+                  "over " +
+                  std::to_string(seconds_per_mac.size()) + " spot checks and probes)");
+  }
+  if (methods.count("data_ratio")) {
+    how.push_back(std::to_string(methods["data_ratio"]) +
+                  " estimated as proxy time / proxy ratio " + fixed(data_ratio, 3) +
+                  " (no measured full-data time to scale from)");
+  }
+  if (unknown > 0) {
+    how.push_back(std::to_string(unknown) +
+                  " without an estimate (no proxy time, MACs or measured full-data time); "
+                  "left out of the full-data total");
+  }
+
+  cost["probes_seconds"] = probes;
+  cost["selection_seconds"] = selection;
+  cost["stage_seconds"] = stages;
+  cost["proxy_trials_seconds"] = proxy_trials;
+  cost["spot_checks_seconds"] = spot_checks;
+  cost["spent_seconds"] = spent;
+  cost["searched_candidates"] = searched;
+  cost["estimated_candidates"] = searched - unknown;
+  cost["full_data_seconds"] = searched - unknown > 0 ? json(full_total) : json(nullptr);
+  cost["estimate_methods"] = methods;
+  cost["estimate_text"] = how;
+  cost["time_ratio"] = opt(time_ratio);
+  cost["speedup"] = searched - unknown > 0 && spent > 0 ? json(full_total / spent) : json(nullptr);
+  double search_only = proxy_trials + spot_checks;
+  cost["speedup_without_generation"] =
+      searched - unknown > 0 && search_only > 0 ? json(full_total / search_only) : json(nullptr);
+  return cost;
+}
+
+json manifest_summary(const json& manifest, const std::string& path) {
+  if (!manifest.is_object()) return nullptr;
+  json m;
+  m["path"] = path;
+  for (const char* key : {"key", "dataset", "method", "space_name", "created", "tool_version"}) {
+    m[key] = string_or(manifest, key);
+  }
+  m["ratio"] = manifest.contains("ratio") ? manifest["ratio"] : json(nullptr);
+  m["probes"] = json::array();
+  if (auto it = manifest.find("probes"); it != manifest.end() && it->is_array()) {
+    for (const auto& p : *it) {
+      m["probes"].push_back({{"config_id", string_or(p, "config_id")},
+                             {"macs", number_or(p, "macs", 0)},
+                             {"test_accuracy", number_or(p, "test_accuracy", 0)},
+                             {"train_seconds", number_or(p, "train_seconds", 0)},
+                             {"epoch_seconds", number_or(p, "epoch_seconds", 0)},
+                             {"epochs", number_or(p, "epochs", 0)}});
+    }
+  }
+  return m;
+}
+
+}  // namespace
+
+std::vector<Candidate> merge_candidates(const std::vector<TrialRecord>& records,
+                                        const json& manifest) {
+  std::vector<Accumulator> acc;
+  std::map<std::string, std::size_t> index;
+  auto slot = [&](const std::string& id) -> Accumulator& {
+    auto [it, inserted] = index.emplace(id, acc.size());
+    if (inserted) {
+      acc.emplace_back();
+      acc.back().c.id = id;
+    }
+    return acc[it->second];
+  };
+  std::set<std::string> recorded_probes;
+  for (std::size_t i = 0; i < records.size(); ++i) {
+    const TrialRecord& r = records[i];
+    std::string id = !r.config_id.empty()  ? r.config_id
+                     : !r.trial_id.empty() ? "trial " + r.trial_id
+                                           : "record " + std::to_string(i + 1);
+    Accumulator& a = slot(id);
+    if (a.c.config.empty() && !r.config.is_null()) a.c.config = r.config;
+    a.frameworks.insert(r.framework);
+    a.c.records += 1;
+    if (r.macs > 0) a.c.macs = r.macs;
+    if (r.params > 0) a.c.params = r.params;
+    bool complete = r.status == "complete";
+    if (complete) a.completed = true;
+    if (!a.completed) a.c.status = r.status;
+    if (r.framework == "probe") {
+      a.c.probe = true;
+      recorded_probes.insert(id);
+    } else if (r.proxy_accuracy || r.proxy_seconds > 0) {
+      a.c.searched = true;
+    }
+    if (complete && r.proxy_accuracy) a.proxy_acc.add(*r.proxy_accuracy);
+    if (r.proxy_seconds > 0) a.proxy_s.add(r.proxy_seconds);
+    if (complete && r.full_accuracy) a.full_acc.add(*r.full_accuracy);
+    if (r.full_seconds > 0) a.full_s.add(r.full_seconds);
+  }
+  if (manifest.is_object()) {
+    if (auto it = manifest.find("probes"); it != manifest.end() && it->is_array()) {
+      for (const auto& p : *it) {
+        std::string id = string_or(p, "config_id");
+        if (id.empty() || recorded_probes.count(id)) continue;
+        Accumulator& a = slot(id);
+        a.c.probe = true;
+        a.frameworks.insert("probe");
+        if (a.c.config.empty() && p.contains("config")) a.c.config = p["config"];
+        if (a.c.macs == 0) a.c.macs = static_cast<int64_t>(number_or(p, "macs", 0));
+        if (a.c.params == 0) a.c.params = static_cast<int64_t>(number_or(p, "params", 0));
+        if (auto t = p.find("test_accuracy"); t != p.end() && t->is_number()) {
+          a.full_acc.add(t->get<double>());
+          a.completed = true;
+        }
+        if (double s = number_or(p, "train_seconds", 0); s > 0) a.full_s.add(s);
+      }
+    }
+  }
+  std::vector<Candidate> out;
+  out.reserve(acc.size());
+  for (auto& a : acc) {
+    Candidate c = std::move(a.c);
+    c.frameworks.assign(a.frameworks.begin(), a.frameworks.end());
+    c.proxy_accuracy = a.proxy_acc.get();
+    c.full_accuracy = a.full_acc.get();
+    c.proxy_seconds = a.proxy_s.get().value_or(0);
+    c.full_seconds = a.full_s.get();
+    c.spot_check = c.full_accuracy.has_value();
+    if (a.completed) c.status = "complete";
+    out.push_back(std::move(c));
+  }
+  return out;
+}
+
+json build_report(const std::vector<TrialRecord>& records, const json& manifest,
+                  const ReportOptions& options, const ReportSources& sources) {
+  DATAPROXY_CHECK(options.min_spot_checks >= 1, InvalidInput,
+                  "min_spot_checks must be at least 1, got " << options.min_spot_checks);
+  DATAPROXY_CHECK(options.max_heatmap >= 1, InvalidInput,
+                  "max_heatmap must be at least 1, got " << options.max_heatmap);
+  std::vector<Candidate> candidates = merge_candidates(records, manifest);
+
+  // Table order: by proxy accuracy, best first; candidates without one at the end.
+  std::stable_sort(candidates.begin(), candidates.end(),
+                   [](const Candidate& a, const Candidate& b) {
+                     if (a.proxy_accuracy.has_value() != b.proxy_accuracy.has_value()) {
+                       return a.proxy_accuracy.has_value();
+                     }
+                     if (a.proxy_accuracy && *a.proxy_accuracy != *b.proxy_accuracy) {
+                       return *a.proxy_accuracy > *b.proxy_accuracy;
+                     }
+                     return a.full_accuracy.value_or(-1) > b.full_accuracy.value_or(-1);
+                   });
+
+  std::vector<std::pair<double, std::string>> by_proxy, by_full;
+  std::vector<double> proxy, full;
+  std::vector<std::string> ranked_ids;
+  for (const auto& c : candidates) {
+    if (c.proxy_accuracy) by_proxy.emplace_back(*c.proxy_accuracy, c.id);
+    if (c.full_accuracy) by_full.emplace_back(*c.full_accuracy, c.id);
+    if (c.proxy_accuracy && c.full_accuracy) {
+      proxy.push_back(*c.proxy_accuracy);
+      full.push_back(*c.full_accuracy);
+      ranked_ids.push_back(c.id);
+    }
+  }
+  auto proxy_rank = competition_ranks(by_proxy);
+  auto full_rank = competition_ranks(by_full);
+
+  json rows = json::array();
+  for (const auto& c : candidates) {
+    json row;
+    row["id"] = c.id;
+    row["config"] = c.config;
+    row["frameworks"] = c.frameworks;
+    row["proxy_accuracy"] = opt(c.proxy_accuracy);
+    row["full_accuracy"] = opt(c.full_accuracy);
+    row["proxy_rank"] = proxy_rank.count(c.id) ? json(proxy_rank[c.id]) : json(nullptr);
+    row["full_rank"] = full_rank.count(c.id) ? json(full_rank[c.id]) : json(nullptr);
+    row["proxy_seconds"] = c.proxy_seconds;
+    row["full_seconds"] = opt(c.full_seconds);
+    row["full_seconds_estimate"] = nullptr;
+    row["full_cost_method"] = nullptr;
+    row["macs"] = c.macs;
+    row["params"] = c.params;
+    row["records"] = c.records;
+    row["spot_check"] = c.spot_check;
+    row["probe"] = c.probe;
+    row["searched"] = c.searched;
+    row["ranked"] = c.proxy_accuracy && c.full_accuracy;
+    row["status"] = c.status;
+    rows.push_back(std::move(row));
+  }
+
+  RankingOptions ropt;
+  ropt.bootstrap = options.bootstrap;
+  ropt.top_k = options.top_k;
+  RankingSummary summary = summarize_ranking(proxy, full, ropt);
+
+  json ranking = summary.to_json();
+  ranking["ids"] = ranked_ids;
+  ranking["proxy"] = proxy;
+  ranking["full"] = full;
+  ranking["proxy_pick"] = json::array();
+  for (int64_t i : summary.regret.picks) ranking["proxy_pick"].push_back(ranked_ids[i]);
+  ranking["true_best"] =
+      summary.regret.best >= 0 ? json(ranked_ids[summary.regret.best]) : json(nullptr);
+
+  // Heatmap: the best candidates by full accuracy, in that order (Figure 2 of the paper).
+  std::vector<std::size_t> order(ranked_ids.size());
+  for (std::size_t i = 0; i < order.size(); ++i) order[i] = i;
+  std::stable_sort(order.begin(), order.end(),
+                   [&](std::size_t a, std::size_t b) { return full[a] > full[b]; });
+  if (order.size() > static_cast<std::size_t>(options.max_heatmap)) {
+    order.resize(static_cast<std::size_t>(options.max_heatmap));
+  }
+  json heat;
+  heat["ids"] = json::array();
+  heat["matrix"] = json::array();
+  for (std::size_t a : order) {
+    heat["ids"].push_back(ranked_ids[a]);
+    json line = json::array();
+    for (std::size_t b : order) line.push_back(summary.pairs.at(a, b));
+    heat["matrix"].push_back(std::move(line));
+  }
+  heat["shown"] = order.size();
+  heat["total"] = ranked_ids.size();
+
+  std::map<std::string, int64_t> statuses, frameworks;
+  std::set<std::string> keys;
+  for (const auto& r : records) {
+    statuses[r.status] += 1;
+    frameworks[r.framework.empty() ? "unknown" : r.framework] += 1;
+    if (!r.manifest_key.empty()) keys.insert(r.manifest_key);
+  }
+  json warnings = json::array();
+  std::string manifest_key = manifest.is_object() ? string_or(manifest, "key") : "";
+  if (keys.size() > 1) {
+    warnings.push_back("The records come from " + std::to_string(keys.size()) +
+                       " different proxies (manifest keys); their proxy accuracies may not be "
+                       "comparable.");
+  }
+  if (!manifest_key.empty() && !keys.empty() && !keys.count(manifest_key)) {
+    warnings.push_back("No record was trained on the manifest given (key " + manifest_key +
+                       "); its probes and costs may belong to another proxy.");
+  }
+  for (const auto& c : candidates) {
+    if (c.searched && !c.proxy_accuracy) {
+      warnings.push_back("Candidate " + c.id + " has no completed proxy training (status " +
+                         c.status + "); it is listed but not ranked.");
+    }
+  }
+
+  json report;
+  report["schema"] = "dataproxy.report/1";
+  report["title"] = options.title;
+  report["generated"] = utc_now();
+  report["sources"] = {{"results", sources.results}, {"manifest", sources.manifest}};
+  report["records"] = records.size();
+  report["record_status"] = statuses;
+  report["record_frameworks"] = frameworks;
+  report["options"] = {{"bootstrap_resamples", options.bootstrap.resamples},
+                       {"confidence", options.bootstrap.confidence},
+                       {"seed", options.bootstrap.seed},
+                       {"top_k", options.top_k},
+                       {"min_spot_checks", options.min_spot_checks},
+                       {"refresh_seconds", options.refresh_seconds}};
+  report["manifest"] = manifest_summary(manifest, sources.manifest);
+  report["cost"] = cost_ledger(records, candidates, manifest, rows);
+  report["candidates"] = std::move(rows);
+  report["ranking"] = std::move(ranking);
+  report["heatmap"] = std::move(heat);
+  report["verdict"] = verdict(summary, options);
+  report["warnings"] = std::move(warnings);
+  return report;
+}
+
+json read_manifest_json(const fs::path& path) {
+  std::error_code ec;
+  fs::path file = fs::is_directory(path, ec) ? path / "manifest.json" : path;
+  DATAPROXY_CHECK(fs::exists(file, ec), InvalidInput,
+                  "no manifest at " << file.string()
+                                    << " (give --manifest the manifest.json of the proxy, or "
+                                       "its folder)");
+  json j = json::parse(read_file(file), nullptr, false);
+  DATAPROXY_CHECK(!j.is_discarded() && j.is_object(), DataError,
+                  file.string() << " is not a JSON object; is it a dataproxy manifest?");
+  if (auto it = j.find("schema_version"); it != j.end()) {
+    DATAPROXY_CHECK(it->is_number_integer() && it->get<int64_t>() == 1, DataError,
+                    file.string() << ": manifest schema_version " << it->dump()
+                                  << " is not 1, the version this report reads");
+  }
+  if (auto it = j.find("probes"); it != j.end()) {
+    DATAPROXY_CHECK(it->is_array(), DataError, file.string() << ": \"probes\" must be an array");
+    for (std::size_t i = 0; i < it->size(); ++i) {
+      const json& p = (*it)[i];
+      DATAPROXY_CHECK(p.is_object(), DataError,
+                      file.string() << ": probes[" << i << "] must be an object");
+      for (const char* key : {"test_accuracy", "train_seconds", "epoch_seconds", "macs"}) {
+        auto f = p.find(key);
+        DATAPROXY_CHECK(f == p.end() || f->is_number(), DataError,
+                        file.string() << ": probes[" << i << "]." << key
+                                      << " must be a number, got " << f->dump());
+      }
+    }
+  }
+  if (auto it = j.find("stage_seconds"); it != j.end()) {
+    DATAPROXY_CHECK(it->is_object(), DataError,
+                    file.string() << ": \"stage_seconds\" must be an object");
+  }
+  return j;
+}
+
+json write_report(const fs::path& results, const fs::path& manifest, const fs::path& out_dir,
+                  const ReportOptions& options) {
+  ResultsStore store(results);
+  std::error_code ec;
+  DATAPROXY_CHECK(fs::exists(store.file(), ec), InvalidInput,
+                  "no results store at " << store.file().string()
+                                         << ": no trial has recorded a result there yet (check "
+                                            "--results: an experiment folder or its "
+                                            "results.jsonl)");
+  std::vector<TrialRecord> records = store.load();
+  DATAPROXY_CHECK(!records.empty(), InvalidInput,
+                  "the results store " << store.file().string()
+                                       << " has no complete records yet; run some trials first "
+                                          "(or wait for the first one to finish)");
+  fs::path manifest_path = manifest;
+  if (manifest_path.empty()) {
+    fs::path beside = store.file().parent_path() / "manifest.json";
+    if (fs::exists(beside, ec)) manifest_path = beside;
+  }
+  json manifest_json = manifest_path.empty() ? json(nullptr) : read_manifest_json(manifest_path);
+  ReportSources sources{store.file().string(), manifest_path.string()};
+  json report = build_report(records, manifest_json, options, sources);
+  fs::path out = out_dir.empty() ? store.file().parent_path() : out_dir;
+  if (out.empty()) out = ".";
+  fs::create_directories(out, ec);
+  atomic_write(out / "report.json", report.dump(2) + "\n");
+  atomic_write(out / "report.html", render_report_html(report));
+  return report;
+}
+
+}  // namespace dataproxy
