@@ -1,0 +1,459 @@
+"""DataProxy: an NNI tuner that wraps a built-in tuner and trains every candidate on a data proxy.
+
+Once per experiment, before the first trial, it runs the proxy stage (``dataproxy generate``,
+cached by content, so a resumed or repeated experiment finds it at once) and then hands each
+trial the manifest, the results folder and its spot-check decision under the reserved
+parameter key ``"_dataproxy"``; the C++ trial runner (``dataproxy-trial``) strips it before
+checking the parameters against the space. The wrapped tuner never sees that key.
+
+classArgs (paths must be absolute: NNI does not resolve them):
+
+    builtin_tuner: TPE            # any registered NNI tuner: TPE, Random, GridSearch, Evolution...
+    builtin_args: {}              # its classArgs; optimize_mode defaults to maximize
+    space: /abs/search_spaces/resnet_tiny.yaml
+    dataset: fashion-mnist
+    data_root: /abs/data
+    ratio: 0.1                    # proxy size, fraction of the train split
+    method: ours                  # ours | random | stratified
+    seed: 0
+    max_train: 0                  # slice of the data (0 = all)
+    max_test: 0
+    probes: 2
+    probe_epochs: 0               # 0 = the space's epochs
+    cache: null                   # proxy cache folder (default: dataproxy's)
+    generate_args: []             # more flags for `dataproxy generate`, e.g. [--weights, 2,1,6,1]
+    manifest: null                # use this manifest instead of generating one
+    results_dir: null             # default: <experiment folder>/dataproxy
+    spot_check: {fraction: 0.2, seed: 0, top_k: 2, min_results: 4}   # see spot_check.py
+    report: true                  # regenerate `dataproxy report` after each result
+    dataproxy: null               # path of the `dataproxy` program (default: found like
+                                  # dataproxy.binaries.find_binary)
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import logging
+import os
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+from nni.tools.package_utils.tuner_factory import (
+    create_builtin_class_instance,
+    create_validator_instance,
+    get_builtin_module_class_name,
+)
+from nni.tuner import Tuner
+from nni.utils import ClassArgsValidator
+
+from ..binaries import find_binary
+from .spot_check import SpotCheckPolicy, config_key, make_policy
+
+__all__ = ["RESERVED_KEY", "DataProxyClassArgsValidator", "DataProxyTuner", "generate_argv"]
+
+_logger = logging.getLogger("dataproxy.nni")
+
+#: Parameter key that carries per-trial settings to dataproxy-trial.
+RESERVED_KEY = "_dataproxy"
+
+METHODS = ("ours", "random", "stratified")
+
+
+def generate_argv(
+    binary: str,
+    *,
+    space: str,
+    dataset: str,
+    data_root: str,
+    ratio: float,
+    method: str,
+    seed: int,
+    max_train: int = 0,
+    max_test: int = 0,
+    probes: int = 2,
+    probe_epochs: int = 0,
+    cache: str | None = None,
+    extra: list[str] | None = None,
+) -> list[str]:
+    """The `dataproxy generate` command line (an argv list, never a shell string)."""
+    argv = [
+        binary,
+        "generate",
+        "--space",
+        space,
+        "--dataset",
+        dataset,
+        "--data-root",
+        data_root,
+        "--ratio",
+        str(ratio),
+        "--method",
+        method,
+        "--seed",
+        str(seed),
+        "--probes",
+        str(probes),
+        "--report",
+        "jsonl",
+    ]
+    if max_train:
+        argv += ["--max-train", str(max_train)]
+    if max_test:
+        argv += ["--max-test", str(max_test)]
+    if probe_epochs:
+        argv += ["--probe-epochs", str(probe_epochs)]
+    if cache:
+        argv += ["--cache", cache]
+    argv += [str(a) for a in (extra or [])]
+    return argv
+
+
+def _last_event(stdout: str, name: str) -> dict[str, Any] | None:
+    for line in reversed(stdout.splitlines()):
+        line = line.strip()
+        if not line.startswith("{"):
+            continue
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(obj, dict) and obj.get("event") == name:
+            return obj
+    return None
+
+
+def _experiment_dir() -> Path | None:
+    """The experiment's folder, from the dispatcher's environment (set by NNI)."""
+    for var in ("NNI_LOG_DIRECTORY", "NNI_CHECKPOINT_DIRECTORY"):
+        value = os.environ.get(var)
+        if value:
+            return Path(value).resolve().parent
+    return None
+
+
+def _absolute(name: str, value: Any) -> str:
+    path = Path(str(value))
+    if not path.is_absolute():
+        raise ValueError(
+            f"classArgs.{name}={value!r} must be an absolute path (NNI does not resolve paths "
+            "in classArgs)"
+        )
+    return str(path)
+
+
+class DataProxyTuner(Tuner):
+    """Wraps a built-in NNI tuner; see the module's text for classArgs."""
+
+    def __init__(
+        self,
+        space: str,
+        dataset: str,
+        data_root: str,
+        builtin_tuner: str = "TPE",
+        builtin_args: dict[str, Any] | None = None,
+        ratio: float = 0.1,
+        method: str = "ours",
+        seed: int = 0,
+        max_train: int = 0,
+        max_test: int = 0,
+        probes: int = 2,
+        probe_epochs: int = 0,
+        cache: str | None = None,
+        generate_args: list[str] | None = None,
+        manifest: str | None = None,
+        results_dir: str | None = None,
+        spot_check: dict[str, Any] | None = None,
+        report: bool = True,
+        dataproxy: str | None = None,
+    ) -> None:
+        self.space = _absolute("space", space)
+        self.dataset = dataset
+        self.data_root = _absolute("data_root", data_root)
+        self.ratio = float(ratio)
+        self.method = method
+        self.seed = int(seed)
+        self.max_train = int(max_train)
+        self.max_test = int(max_test)
+        self.probes = int(probes)
+        self.probe_epochs = int(probe_epochs)
+        self.cache = _absolute("cache", cache) if cache else None
+        self.generate_args = list(generate_args or [])
+        self.manifest: str | None = _absolute("manifest", manifest) if manifest else None
+        self.manifest_key: str | None = None
+        experiment = _experiment_dir()
+        results = results_dir or (str(experiment / "dataproxy") if experiment else None)
+        if results is None:
+            raise ValueError(
+                "classArgs.results_dir is needed outside an NNI experiment (NNI_LOG_DIRECTORY "
+                "is unset)"
+            )
+        self.results_dir = _absolute("results_dir", results)
+        self.report = bool(report)
+        self._dataproxy_explicit = dataproxy
+        self.policy: SpotCheckPolicy = make_policy(spot_check)
+        self.inner: Tuner = _create_inner(builtin_tuner, builtin_args)
+        self.builtin_tuner = builtin_tuner
+        #: parameter ids the wrapped tuner generated (only these go back to it)
+        self._inner_ids: set[int] = set()
+        #: configuration keys with a full-data accuracy, or one on its way
+        self._spot_keys: set[str] = set()
+        self._report_missing = False
+        self.generations = 0
+
+    # -- proxy stage ----------------------------------------------------------------------
+
+    def _binary(self) -> str:
+        return find_binary("dataproxy", self._dataproxy_explicit)
+
+    def _generate(self) -> None:
+        argv = generate_argv(
+            self._binary(),
+            space=self.space,
+            dataset=self.dataset,
+            data_root=self.data_root,
+            ratio=self.ratio,
+            method=self.method,
+            seed=self.seed,
+            max_train=self.max_train,
+            max_test=self.max_test,
+            probes=self.probes,
+            probe_epochs=self.probe_epochs,
+            cache=self.cache,
+            extra=self.generate_args,
+        )
+        _logger.info("dataproxy: generating the proxy: %s", argv)
+        started = time.monotonic()
+        done = subprocess.run(argv, capture_output=True, text=True, check=False)
+        if done.returncode != 0:
+            tail = "\n".join(done.stderr.strip().splitlines()[-20:])
+            raise RuntimeError(
+                f"dataproxy generate failed with exit code {done.returncode}: {tail}"
+            )
+        event = _last_event(done.stdout, "manifest")
+        if event is None or not event.get("path"):
+            raise RuntimeError(
+                "dataproxy generate printed no manifest event as its last line; stdout ends: "
+                + done.stdout[-500:]
+            )
+        self.manifest = str(event["path"])
+        self.manifest_key = event.get("key")
+        self.generations += 1
+        _logger.info(
+            "dataproxy: proxy ready in %.1f s (cache_hit=%s): %s",
+            time.monotonic() - started,
+            event.get("cache_hit"),
+            self.manifest,
+        )
+
+    def _check_space(self, search_space: dict[str, Any]) -> None:
+        from ..space import load_space
+
+        expected = load_space(self.space).to_nni()
+        if json.dumps(expected, sort_keys=True) != json.dumps(search_space, sort_keys=True):
+            raise ValueError(
+                f"the experiment's search space {json.dumps(search_space, sort_keys=True)} is "
+                f"not the one of {self.space} ({json.dumps(expected, sort_keys=True)}); write "
+                "searchSpaceFile with `dataproxy` from the same YAML, or fix classArgs.space"
+            )
+
+    # -- NNI Tuner interface ----------------------------------------------------------------
+
+    def update_search_space(self, search_space: dict[str, Any]) -> None:
+        # Called on INITIALIZE, before any trial is requested: the place for the long proxy
+        # stage (NNI gives up on a tuner that does not connect within 10 s of __init__).
+        self._check_space(search_space)
+        if self.manifest is None:
+            self._generate()
+        self.inner.update_search_space(search_space)
+
+    def _attach(self, parameter_id: int, params: dict[str, Any], spot: bool) -> dict[str, Any]:
+        if self.manifest is None:
+            raise RuntimeError("dataproxy: parameters requested before the proxy stage ran")
+        out = dict(params)
+        out[RESERVED_KEY] = {
+            "spot_check": bool(spot),
+            "manifest": self.manifest,
+            "results": self.results_dir,
+        }
+        _logger.info(
+            "dataproxy: parameter %s %s%s", parameter_id, params, " (spot check)" if spot else ""
+        )
+        return out
+
+    def _from_inner(self, parameter_id: int, params: dict[str, Any]) -> dict[str, Any]:
+        key = config_key(params)
+        spot = key not in self._spot_keys and self.policy.choose(parameter_id, params)
+        if spot:
+            self._spot_keys.add(key)
+        return self._attach(parameter_id, params, spot)
+
+    def generate_parameters(self, parameter_id: int, **kwargs: Any) -> dict[str, Any]:
+        return self.generate_multiple_parameters([parameter_id], **kwargs)[0]
+
+    def generate_multiple_parameters(
+        self, parameter_id_list: list[int], **kwargs: Any
+    ) -> list[dict[str, Any]]:
+        # NNI pairs the i-th returned set with the i-th id: re-issues take the first ids.
+        result: list[dict[str, Any]] = []
+        ids = list(parameter_id_list)
+        while ids:
+            params = self.policy.reissue()
+            if params is None:
+                break
+            self._spot_keys.add(config_key(params))
+            result.append(self._attach(ids.pop(0), params, True))
+        if not ids:
+            return result
+        callback = kwargs.get("st_callback")
+        if callback is not None:
+            # Tuners such as Evolution send later sets through this callback.
+            def wrapped(parameter_id: int, params: dict[str, Any]) -> None:
+                self._inner_ids.add(parameter_id)
+                callback(parameter_id, self._from_inner(parameter_id, params))
+
+            kwargs = {**kwargs, "st_callback": wrapped}
+        inner = self.inner.generate_multiple_parameters(ids, **kwargs)
+        for parameter_id, params in zip(ids, inner):
+            self._inner_ids.add(parameter_id)
+            result.append(self._from_inner(parameter_id, params))
+        return result
+
+    def receive_trial_result(
+        self, parameter_id: int, parameters: dict[str, Any], value: Any, **kwargs: Any
+    ) -> None:
+        params = {k: v for k, v in parameters.items() if k != RESERVED_KEY}
+        metric = value if isinstance(value, dict) else {"default": value}
+        proxy = metric.get("default")
+        full = metric.get("full_accuracy")
+        spot = isinstance(full, (int, float))
+        if isinstance(proxy, (int, float)):
+            self.policy.observe(params, float(proxy), spot)
+        if spot:
+            self._spot_keys.add(config_key(params))
+        _logger.info(
+            "dataproxy: result of parameter %s: proxy %s full %s spearman %s kendall %s (n=%s)",
+            parameter_id,
+            proxy,
+            full,
+            metric.get("spearman"),
+            metric.get("kendall"),
+            metric.get("n_spot_checks"),
+        )
+        if parameter_id in self._inner_ids:
+            self.inner.receive_trial_result(parameter_id, params, value, **kwargs)
+        if self.report:
+            self._regenerate_report()
+
+    def trial_end(self, parameter_id: int, success: bool, **kwargs: Any) -> None:
+        if parameter_id in self._inner_ids:
+            self.inner.trial_end(parameter_id, success, **kwargs)
+
+    def import_data(self, data: list[dict[str, Any]]) -> None:
+        cleaned = []
+        for entry in data:
+            entry = dict(entry)
+            if isinstance(entry.get("parameter"), dict):
+                entry["parameter"] = {
+                    k: v for k, v in entry["parameter"].items() if k != RESERVED_KEY
+                }
+            cleaned.append(entry)
+        self.inner.import_data(cleaned)
+
+    def load_checkpoint(self) -> None:
+        self.inner.load_checkpoint()
+
+    def save_checkpoint(self) -> None:
+        self.inner.save_checkpoint()
+
+    def _on_exit(self) -> None:
+        if self.report:
+            self._regenerate_report()
+        self.inner._on_exit()
+
+    def _on_error(self) -> None:
+        self.inner._on_error()
+
+    # -- report ---------------------------------------------------------------------------
+
+    def _regenerate_report(self) -> None:
+        if self._report_missing or self.manifest is None:
+            return
+        if not (Path(self.results_dir) / "results.jsonl").exists():
+            return
+        try:
+            binary = self._binary()
+        except FileNotFoundError as e:
+            _logger.warning("dataproxy: no report: %s", e)
+            self._report_missing = True
+            return
+        probe = subprocess.run(
+            [binary, "report", "--help"], capture_output=True, text=True, check=False
+        )
+        if probe.returncode != 0:
+            _logger.info("dataproxy: `dataproxy report` is not available; no report")
+            self._report_missing = True
+            return
+        argv = [binary, "report", "--results", self.results_dir, "--manifest", self.manifest]
+        done = subprocess.run(argv, capture_output=True, text=True, check=False, timeout=300)
+        if done.returncode != 0:
+            _logger.warning(
+                "dataproxy: %s failed (exit %s): %s", argv, done.returncode, done.stderr[-500:]
+            )
+        else:
+            _logger.info("dataproxy: report updated in %s", self.results_dir)
+
+
+def _builtin_class(name: str) -> type:
+    module_name, class_name = get_builtin_module_class_name("tuners", name)
+    if module_name is None:
+        raise ValueError(f"builtin_tuner={name!r} is not a tuner NNI knows (nnictl algo list)")
+    module = __import__(module_name, fromlist=[class_name])
+    return getattr(module, class_name)
+
+
+def _inner_args(name: str, args: dict[str, Any] | None) -> dict[str, Any]:
+    out = dict(args or {})
+    if "optimize_mode" not in out:
+        params = inspect.signature(_builtin_class(name).__init__).parameters
+        if "optimize_mode" in params:
+            out["optimize_mode"] = "maximize"  # the metric is an accuracy
+    return out
+
+
+def _create_inner(name: str, args: dict[str, Any] | None) -> Tuner:
+    if name.lower() == "dataproxy":
+        raise ValueError("builtin_tuner cannot be DataProxy itself")
+    return create_builtin_class_instance(name, _inner_args(name, args), "tuners")
+
+
+class DataProxyClassArgsValidator(ClassArgsValidator):
+    """Checks classArgs at `nnictl create`, before the experiment starts."""
+
+    def validate_class_args(self, **kwargs: Any) -> None:
+        required = {"space", "dataset", "data_root"}
+        missing = required - set(kwargs)
+        if missing:
+            raise ValueError(f"DataProxy classArgs is missing {sorted(missing)}")
+        known = set(inspect.signature(DataProxyTuner.__init__).parameters) - {"self"}
+        unknown = set(kwargs) - known
+        if unknown:
+            raise ValueError(f"DataProxy classArgs has unknown keys {sorted(unknown)}")
+        for key in ("space", "data_root", "cache", "manifest", "results_dir", "dataproxy"):
+            if kwargs.get(key):
+                _absolute(key, kwargs[key])
+        if not Path(kwargs["space"]).is_file():
+            raise ValueError(f"classArgs.space={kwargs['space']!r} is not a file")
+        if kwargs.get("method", "ours") not in METHODS:
+            raise ValueError(f"classArgs.method must be one of {METHODS}")
+        ratio = float(kwargs.get("ratio", 0.1))
+        if not 0.0 < ratio <= 1.0:
+            raise ValueError(f"classArgs.ratio={ratio} must be in (0, 1]")
+        make_policy(kwargs.get("spot_check"))
+        name = kwargs.get("builtin_tuner", "TPE")
+        _builtin_class(name)
+        validator = create_validator_instance("tuners", name)
+        if validator is not None:
+            validator.validate_class_args(**_inner_args(name, kwargs.get("builtin_args")))

@@ -1,0 +1,229 @@
+"""The DataProxy NNI tuner with a fake `dataproxy` program: proxy stage once, the reserved key,
+spot-check policies, and what the wrapped tuner sees."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("nni")
+
+from dataproxy.nni import spot_check  # noqa: E402
+from dataproxy.nni.tuner import (  # noqa: E402
+    RESERVED_KEY,
+    DataProxyClassArgsValidator,
+    DataProxyTuner,
+    generate_argv,
+)
+from dataproxy.space import load_space  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[2]
+SPACE = ROOT / "search_spaces" / "resnet_tiny.yaml"
+
+FAKE_DATAPROXY = """#!{python}
+import json, pathlib, sys
+log = pathlib.Path({log!r})
+with log.open("a") as f:
+    f.write(json.dumps(sys.argv[1:]) + "\\n")
+if sys.argv[1] == "generate":
+    print(json.dumps({{"event": "progress", "what": "probes"}}))
+    print(json.dumps({{"event": "manifest", "path": "/cache/abc/manifest.json", "key": "abc",
+                      "cache_hit": False}}))
+    sys.exit(0)
+if sys.argv[1] == "report":
+    sys.exit(0 if "--help" in sys.argv else 0)
+sys.exit(2)
+"""
+
+
+@pytest.fixture
+def fake_dataproxy(tmp_path: Path) -> tuple[Path, Path]:
+    log = tmp_path / "calls.jsonl"
+    program = tmp_path / "dataproxy"
+    program.write_text(FAKE_DATAPROXY.format(python=sys.executable, log=str(log)))
+    program.chmod(0o755)
+    return program, log
+
+
+def calls(log: Path) -> list[list[str]]:
+    if not log.exists():
+        return []
+    return [json.loads(line) for line in log.read_text().splitlines()]
+
+
+def make_tuner(tmp_path: Path, program: Path, **kwargs) -> DataProxyTuner:
+    args = dict(
+        space=str(SPACE),
+        dataset="fashion-mnist",
+        data_root=str(tmp_path / "data"),
+        results_dir=str(tmp_path / "results"),
+        dataproxy=str(program),
+        max_train=2000,
+        max_test=1000,
+        ratio=0.2,
+    )
+    args.update(kwargs)
+    return DataProxyTuner(**args)
+
+
+def nni_space() -> dict:
+    return load_space(SPACE).to_nni()
+
+
+def test_generates_once_and_attaches_the_manifest(tmp_path, fake_dataproxy):
+    program, log = fake_dataproxy
+    tuner = make_tuner(tmp_path, program, builtin_tuner="Random", builtin_args={"seed": 1})
+    assert calls(log) == []  # nothing in __init__: NNI waits only 10 s for the tuner
+    tuner.update_search_space(nni_space())
+    tuner.update_search_space(nni_space())
+    generate_calls = [c for c in calls(log) if c[0] == "generate"]
+    assert len(generate_calls) == 1
+    assert generate_calls[0][generate_calls[0].index("--max-train") + 1] == "2000"
+    assert generate_calls[0][generate_calls[0].index("--ratio") + 1] == "0.2"
+    params = tuner.generate_parameters(0)
+    reserved = params.pop(RESERVED_KEY)
+    assert reserved == {
+        "spot_check": False,
+        "manifest": "/cache/abc/manifest.json",
+        "results": str(tmp_path / "results"),
+    }
+    assert set(params) == {"B", "K", "M"}
+    assert tuner.generations == 1
+
+
+def test_refuses_a_search_space_of_another_file(tmp_path, fake_dataproxy):
+    program, _ = fake_dataproxy
+    tuner = make_tuner(tmp_path, program, builtin_tuner="Random")
+    other = nni_space()
+    other["B"]["_value"] = [1, 2]
+    with pytest.raises(ValueError, match="search space"):
+        tuner.update_search_space(other)
+
+
+def test_failed_generation_names_the_error(tmp_path):
+    program = tmp_path / "dataproxy"
+    program.write_text(
+        f"#!{sys.executable}\nimport sys\nprint('dataproxy: error: bad ratio', file=sys.stderr)\n"
+        "sys.exit(2)\n"
+    )
+    program.chmod(0o755)
+    tuner = make_tuner(tmp_path, program, builtin_tuner="Random")
+    with pytest.raises(RuntimeError, match="bad ratio"):
+        tuner.update_search_space(nni_space())
+
+
+def test_wrapped_tuner_never_sees_the_reserved_key(tmp_path, fake_dataproxy):
+    program, _ = fake_dataproxy
+    tuner = make_tuner(tmp_path, program, builtin_tuner="TPE")
+    assert tuner.inner.optimize_mode.value == "maximize"
+    tuner.update_search_space(nni_space())
+    seen = []
+    original = tuner.inner.receive_trial_result
+
+    def spy(parameter_id, parameters, value, **kwargs):
+        seen.append(parameters)
+        return original(parameter_id, parameters, value, **kwargs)
+
+    tuner.inner.receive_trial_result = spy
+    params = tuner.generate_multiple_parameters([0, 1])
+    assert len(params) == 2
+    tuner.receive_trial_result(0, params[0], {"default": 0.5, "full_accuracy": None})
+    tuner.trial_end(0, True)
+    assert seen and RESERVED_KEY not in seen[0]
+
+
+def test_fraction_policy_is_seeded_and_spot_checks_a_config_once():
+    policy = spot_check.FractionSpotCheck(0.5, seed=3)
+    picks = [policy.choose(i, {}) for i in range(200)]
+    again = [spot_check.FractionSpotCheck(0.5, seed=3).choose(i, {}) for i in range(200)]
+    assert picks == again
+    assert 60 < sum(picks) < 140
+    other = [spot_check.FractionSpotCheck(0.5, seed=4).choose(i, {}) for i in range(200)]
+    assert other != picks
+
+
+def test_full_fraction_spot_checks_each_config_once(tmp_path, fake_dataproxy):
+    program, _ = fake_dataproxy
+    tuner = make_tuner(tmp_path, program, builtin_tuner="GridSearch", spot_check={"fraction": 1.0})
+    tuner.update_search_space(nni_space())
+    params = tuner.generate_multiple_parameters(list(range(12)))
+    assert len(params) == 12
+    assert all(p[RESERVED_KEY]["spot_check"] for p in params)
+    assert (
+        len({json.dumps({k: v for k, v in p.items() if k != RESERVED_KEY}) for p in params}) == 12
+    )
+
+
+def test_top_k_reissues_the_best_configs_as_spot_checks(tmp_path, fake_dataproxy):
+    program, _ = fake_dataproxy
+    tuner = make_tuner(
+        tmp_path,
+        program,
+        builtin_tuner="GridSearch",
+        spot_check={"top_k": 2, "min_results": 3},
+    )
+    tuner.update_search_space(nni_space())
+    first = tuner.generate_multiple_parameters([0, 1, 2])
+    accuracies = [0.6, 0.9, 0.7]
+    for pid, (params, acc) in enumerate(zip(first, accuracies)):
+        tuner.receive_trial_result(pid, params, {"default": acc, "full_accuracy": None})
+        tuner.trial_end(pid, True)
+    nxt = tuner.generate_multiple_parameters([3, 4, 5])
+    strip = [{k: v for k, v in p.items() if k != RESERVED_KEY} for p in first]
+    assert nxt[0][RESERVED_KEY]["spot_check"] is True
+    assert {k: v for k, v in nxt[0].items() if k != RESERVED_KEY} == strip[1]  # best first
+    assert {k: v for k, v in nxt[1].items() if k != RESERVED_KEY} == strip[2]
+    assert nxt[2][RESERVED_KEY]["spot_check"] is False  # from GridSearch again
+    # Re-issued ids never reach GridSearch.
+    tuner.receive_trial_result(3, nxt[0], {"default": 0.9, "full_accuracy": 0.95})
+    tuner.trial_end(3, True)
+    assert tuner.policy.reissue() is None
+
+
+def test_make_policy_refuses_bad_settings():
+    assert isinstance(spot_check.make_policy(None), spot_check.NoSpotCheck)
+    with pytest.raises(ValueError, match="unknown"):
+        spot_check.make_policy({"fractoin": 0.2})
+    with pytest.raises(ValueError, match="fraction"):
+        spot_check.make_policy({"fraction": 1.5})
+    with pytest.raises(ValueError, match="top_k"):
+        spot_check.make_policy({"top_k": -1})
+    both = spot_check.make_policy({"fraction": 0.2, "top_k": 1})
+    assert isinstance(both, spot_check.CompositeSpotCheck)
+
+
+def test_validator(tmp_path):
+    v = DataProxyClassArgsValidator()
+    good = dict(space=str(SPACE), dataset="fashion-mnist", data_root=str(tmp_path))
+    v.validate_class_args(**good)
+    with pytest.raises(ValueError, match="missing"):
+        v.validate_class_args(space=str(SPACE))
+    with pytest.raises(ValueError, match="absolute"):
+        v.validate_class_args(**{**good, "data_root": "data"})
+    with pytest.raises(ValueError, match="unknown"):
+        v.validate_class_args(**{**good, "ratoi": 0.1})
+    with pytest.raises(ValueError, match="not a tuner"):
+        v.validate_class_args(**{**good, "builtin_tuner": "NoSuchTuner"})
+    with pytest.raises(ValueError, match="ratio"):
+        v.validate_class_args(**{**good, "ratio": 0})
+
+
+def test_generate_argv_is_a_list_without_a_shell():
+    argv = generate_argv(
+        "/bin/dataproxy",
+        space="/s.yaml",
+        dataset="cifar10",
+        data_root="/d",
+        ratio=0.1,
+        method="ours",
+        seed=0,
+        cache="/c; rm -rf /",
+        extra=["--weights", "2,1,6,1"],
+    )
+    assert argv[:2] == ["/bin/dataproxy", "generate"]
+    assert argv[argv.index("--cache") + 1] == "/c; rm -rf /"
+    assert argv[-2:] == ["--weights", "2,1,6,1"]
+    assert "--max-train" not in argv
