@@ -66,6 +66,8 @@ struct Manifest {
   std::vector<int64_t> class_counts;    ///< proxy samples per original class
   json stage_seconds = json::object();  ///< {"probes": s, "features": s, "pca": s, "knn": s, ...}
   json summary = json::object();        ///< anything else worth showing (e.g. importance stats)
+  /// SHA-256 of the canonical JSON of every other field: an edited manifest fails to load.
+  std::string checksum;
 
   /// Number of classes after label reduction.
   int64_t proxy_num_classes() const;
@@ -73,7 +75,12 @@ struct Manifest {
   static Manifest from_json(const json& j, const std::string& origin);
 };
 
-/// Writes `manifest.json` and the indices side file into `dir`, atomically.
+/// Cache key of a manifest: SHA-256 over the fields that decide the result (dataset name,
+/// fingerprints and sizes, slice, space hash, method, settings, ratio, seed, tool version).
+std::string manifest_key(const Manifest& manifest);
+
+/// Writes the indices side file (`indices.bin`, int64 little-endian) and then `manifest.json`
+/// into `dir`, each atomically; fills in indices_file, indices_sha256 and checksum.
 void save_manifest(const Manifest& manifest, const fs::path& dir);
 
 /// Loads and validates a manifest from a manifest.json path or its folder. Refuses, with the
