@@ -205,8 +205,10 @@ std::string scatter_svg(const json& report) {
       << row["proxy_rank"].dump() << "), full " << fixed(fy[i] * 100, 2) << "% (rank "
       << row["full_rank"].dump() << ")" << (probe ? "\nprobe network" : "") << "</title></circle>";
     if (px.size() <= 16) {
-      s << "<text class=\"ptlabel\" x=\"" << X(px[i]) + 9 << "\" y=\"" << Y(fy[i]) + 4 << "\">"
-        << esc(ids[i]) << "</text>";
+      bool right_edge = X(px[i]) > W - R - 110;
+      s << "<text class=\"ptlabel\" x=\"" << X(px[i]) + (right_edge ? -9 : 9) << "\" y=\""
+        << Y(fy[i]) + 4 << "\"" << (right_edge ? " text-anchor=\"end\"" : "") << ">" << esc(ids[i])
+        << "</text>";
     }
   }
   s << "</svg>";
@@ -225,20 +227,29 @@ std::string heatmap_svg(const json& report) {
     return s.str();
   }
   const bool labels = m <= 40;
-  const double label_w = labels ? 150 : 30;
-  const double cell = std::max(3.0, std::min(26.0, 560.0 / static_cast<double>(m)));
+  // Labels are cut to 24 characters (the cell's tooltip has the whole name).
+  auto label = [&](std::size_t i) {
+    if (!labels) return i % 5 == 0 ? std::to_string(i + 1) : std::string();
+    return ids[i].size() > 24 ? esc(ids[i].substr(0, 23)) + "&hellip;" : esc(ids[i]);
+  };
+  std::size_t longest = 0;
+  for (const auto& id : ids) longest = std::max(longest, std::min<std::size_t>(id.size(), 24));
+  const double text_w = labels ? 6.2 * static_cast<double>(longest) : 18;
+  const double left = text_w + 12;
+  const double top = labels ? 0.87 * text_w + 12 : 24;  // column labels run up at 60 degrees
+  const double cell = std::max(3.0, std::min(40.0, 480.0 / static_cast<double>(m)));
   const double size = cell * static_cast<double>(m);
-  const double W = label_w + size + 10, H = label_w + size + 10;
+  const double W = left + size + (labels ? 0.5 * text_w : 0) + 10, H = top + size + 10;
   s << "<svg id=\"heatmap\" class=\"plot\" viewBox=\"0 0 " << W << " " << H
     << "\" style=\"max-width:" << std::max(360.0, W) << "px\" role=\"img\" "
     << "aria-label=\"Pairwise ranking agreement between proxy and full data\">";
   for (std::size_t i = 0; i < m; ++i) {
-    double pos = label_w + cell * static_cast<double>(i) + cell / 2;
-    std::string text = labels ? esc(ids[i]) : (i % 5 == 0 ? std::to_string(i + 1) : "");
+    std::string text = label(i);
     if (text.empty()) continue;
-    s << "<text class=\"hlabel\" x=\"" << label_w - 6 << "\" y=\"" << pos + 4
+    double offset = cell * static_cast<double>(i) + cell / 2;
+    s << "<text class=\"hlabel\" x=\"" << left - 6 << "\" y=\"" << top + offset + 4
       << "\" text-anchor=\"end\">" << text << "</text>"
-      << "<text class=\"hlabel\" transform=\"translate(" << pos + 4 << " " << label_w - 6
+      << "<text class=\"hlabel\" transform=\"translate(" << left + offset + 3 << " " << top - 6
       << ") rotate(-60)\">" << text << "</text>";
   }
   const json& matrix = heat["matrix"];
@@ -246,8 +257,8 @@ std::string heatmap_svg(const json& report) {
     for (std::size_t j = 0; j < m; ++j) {
       int v = matrix[i][j].get<int>();
       const char* cls = i == j ? "self" : v > 0 ? "agree" : v < 0 ? "disagree" : "tie";
-      s << "<rect class=\"cell " << cls << "\" x=\"" << label_w + cell * static_cast<double>(j)
-        << "\" y=\"" << label_w + cell * static_cast<double>(i) << "\" width=\"" << cell
+      s << "<rect class=\"cell " << cls << "\" x=\"" << left + cell * static_cast<double>(j)
+        << "\" y=\"" << top + cell * static_cast<double>(i) << "\" width=\"" << cell
         << "\" height=\"" << cell << "\">";
       if (labels && i != j) {
         s << "<title>" << esc(ids[i]) << " vs " << esc(ids[j]) << ": "
@@ -576,7 +587,8 @@ std::string render_report_html(const json& report) {
        "\"></i>spot check</span><span><i class=\"sw\" style=\"background:var(--probe)\"></i>"
        "probe</span><span><i class=\"sw\" style=\"background:#fff;border:3px solid #c53030\"></i>"
        "proxy's pick</span><span><i class=\"sw\" style=\"background:#fff;border:3px solid "
-       "#2f855a\"></i>true best</span><span><i class=\"sw\" style=\"background:#718096;width:3px"
+       "#2f855a\"></i>true best (black ring: both)</span><span><i class=\"sw\" "
+       "style=\"background:#718096;width:3px"
        "\"></i>proxy only (not spot-checked)</span></div>Each point is one candidate; dashed: "
        "least-squares line. Hover a point to find it in the table.</figcaption></figure>"
        "</section>";

@@ -100,7 +100,7 @@ json verdict(const RankingSummary& s, const ReportOptions& options) {
       advice.push_back("With fewer than " + std::to_string(options.min_spot_checks) +
                        " spot checks a correlation can look high or low by chance. Run at least " +
                        std::to_string(options.min_spot_checks - n) + " more. " + more);
-    } else if (rho >= 0.9 && (!s.spearman_ci.defined || s.spearman_ci.low >= 0.7)) {
+    } else if (rho >= 0.9) {
       v["level"] = "good";
       v["headline"] = "The proxy preserves the ranking well: " + rho_text + ".";
     } else if (rho >= 0.7) {
@@ -122,9 +122,10 @@ json verdict(const RankingSummary& s, const ReportOptions& options) {
           "Do not trust the proxy's pick: use a larger ratio or another selection "
           "method, and check the probes' accuracies in the manifest.");
     }
-    if (s.spearman_ci.defined && s.spearman_ci.high - s.spearman_ci.low > 0.5 &&
-        n >= options.min_spot_checks) {
-      advice.push_back("The interval is wide; more spot checks will narrow it.");
+    const Interval& ci = s.spearman_ci;
+    if (ci.defined && n >= options.min_spot_checks && ci.high - ci.low > 0.3) {
+      advice.push_back("The interval is wide (rho could be as low as " + fixed(ci.low, 2) +
+                       "); more spot checks will narrow it.");
     }
   }
   if (s.regret.defined && n >= 2) {
