@@ -443,6 +443,13 @@ fs::path fetch_dataset(const std::string& name, const FetchOptions& options) {
     progress.line("already present and verified in " + dest.string() + " (--force fetches again)");
     return dest;
   }
+  // Temporary folders of an earlier fetch that was killed; under the lock none is in use.
+  for (const auto& entry : fs::directory_iterator(options.root, ec)) {
+    if (entry.path().filename().string().rfind("." + name + ".tmp-", 0) == 0) {
+      std::error_code ignored;
+      fs::remove_all(entry.path(), ignored);
+    }
+  }
   const auto start = std::chrono::steady_clock::now();
   TempDir tmp(options.root, name);
   if (name == "cifar10") {
