@@ -1,0 +1,425 @@
+"""dataproxy-trial as a program: its command line, its JSON Lines, its results record, and NNI's
+HTTP command channel played by a loopback server. Bad input must give a clear message and a
+non-zero exit, and leave the results store as it was.
+
+Needs the built programs (DATAPROXY_BUILD_DIR, default <repo>/build); the tests that train need
+Fashion-MNIST (DATAPROXY_DATA_ROOT, <repo>/data or /usr/share/datasets/fashion-mnist).
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import queue
+import signal
+import struct
+import subprocess
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+SPACE = ROOT / "search_spaces" / "resnet_tiny.yaml"
+BUILD = Path(os.environ.get("DATAPROXY_BUILD_DIR", ROOT / "build"))
+TRIAL = BUILD / "trial_runner" / "dataproxy-trial"
+DATAPROXY = BUILD / "plugin" / "cli" / "dataproxy"
+GOOD = {"B": 4, "K": 3, "M": 1}
+
+pytestmark = pytest.mark.skipif(not TRIAL.is_file(), reason=f"build {TRIAL} first")
+
+
+def find_data_root() -> Path | None:
+    candidates = []
+    if os.environ.get("DATAPROXY_DATA_ROOT"):
+        candidates.append(Path(os.environ["DATAPROXY_DATA_ROOT"]))
+    candidates += [ROOT / "data", Path("/usr/share/datasets/fashion-mnist")]
+    for root in candidates:
+        for folder in (root / "fashion-mnist", root):
+            if any(folder.glob("train-images-idx3-ubyte*")):
+                return root
+    return None
+
+
+class FakeNni:
+    """NNI's trial command channel: PUTs recorded, GETs answered from a queue or 408."""
+
+    def __init__(self) -> None:
+        self.puts: list[dict] = []
+        self.answers: queue.Queue = queue.Queue()
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args) -> None:
+                pass
+
+            def do_PUT(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                fake.puts.append(
+                    {"content_type": self.headers.get("Content-Type"), "body": json.loads(body)}
+                )
+                self.send_response(200)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def do_GET(self) -> None:
+                try:
+                    status, body = fake.answers.get(timeout=0.2)
+                except queue.Empty:
+                    status, body = 408, ""
+                data = body.encode()
+                self.send_response(status)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    @property
+    def url(self) -> str:
+        return f"http://localhost:{self.server.server_address[1]}/env/local-env/tRiAl"
+
+    def send_parameters(self, params: dict, parameter_id: int = 5) -> None:
+        record = {
+            "parameter_id": parameter_id,
+            "parameter_source": "algorithm",
+            "parameters": params,
+            "parameter_index": 0,
+        }
+        self.answers.put((200, json.dumps({"type": "parameter", "parameter": json.dumps(record)})))
+
+    def metrics(self) -> list[dict]:
+        out = []
+        for put in self.puts:
+            if put["body"].get("type") == "metric":
+                metric = json.loads(put["body"]["metric"])
+                metric["value"] = json.loads(metric["value"])
+                out.append(metric)
+        return out
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def fake_nni():
+    server = FakeNni()
+    yield server
+    server.close()
+
+
+def nni_env(tmp_path: Path, url: str) -> dict:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("NNI_")}
+    env.update(
+        NNI_PLATFORM="local",
+        NNI_TRIAL_JOB_ID="tRiAl",
+        NNI_EXP_ID="expid",
+        NNI_TRIAL_SEQ_ID="0",
+        NNI_SYS_DIR=str(tmp_path),
+        NNI_OUTPUT_DIR=str(tmp_path),
+        NNI_TRIAL_COMMAND_CHANNEL=url,
+        http_proxy="http://127.0.0.1:9",  # must be bypassed for the channel
+    )
+    return env
+
+
+def run_trial(args: list[str], env: dict | None = None, timeout: float = 300):
+    if env is None:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("NNI_")}
+    return subprocess.run(
+        [str(TRIAL), *args], capture_output=True, text=True, env=env, timeout=timeout
+    )
+
+
+def events(stdout: str) -> list[dict]:
+    return [json.loads(line) for line in stdout.splitlines() if line.startswith("{")]
+
+
+def base_args(tmp_path: Path, manifest: str | Path = "/nonexistent/manifest.json") -> list[str]:
+    return [
+        "--space",
+        str(SPACE),
+        "--data-root",
+        str(tmp_path / "data"),
+        "--manifest",
+        str(manifest),
+        "--threads",
+        "1",
+        "--report",
+        "jsonl",
+    ]
+
+
+def assert_error(result, code: int, *fragments: str) -> None:
+    assert result.returncode == code, (result.returncode, result.stdout, result.stderr)
+    assert "dataproxy-trial: error: " in result.stderr, result.stderr
+    for fragment in fragments:
+        assert fragment in result.stderr, (fragment, result.stderr)
+
+
+# ---- bad input, no training needed ------------------------------------------------------------
+
+
+def test_parameters_outside_the_space(tmp_path):
+    results = tmp_path / "results"
+    result = run_trial(
+        [
+            *base_args(tmp_path),
+            "--params",
+            json.dumps({"B": 5, "K": 3, "M": 1}),
+            "--results",
+            str(results),
+        ]
+    )
+    assert_error(result, 2, "B")
+    assert not (results / "results.jsonl").exists()
+
+
+def test_unknown_parameter_and_bad_json(tmp_path):
+    assert_error(run_trial([*base_args(tmp_path), "--params", json.dumps({**GOOD, "Z": 1})]), 2)
+    assert_error(run_trial([*base_args(tmp_path), "--params", "{B: 4"]), 2, "--params")
+    assert_error(
+        run_trial([*base_args(tmp_path), "--params", "{}", "--params-file", "x"]), 2, "not both"
+    )
+
+
+def test_reserved_key_with_unknown_setting(tmp_path):
+    params = {**GOOD, "_dataproxy": {"spot_chek": True}}
+    assert_error(run_trial([*base_args(tmp_path), "--params", json.dumps(params)]), 2, "spot_chek")
+
+
+def test_missing_manifest(tmp_path):
+    result = run_trial([*base_args(tmp_path), "--params", json.dumps(GOOD)])
+    assert result.returncode != 0
+    assert_error(result, result.returncode, "/nonexistent/manifest.json")
+
+
+def test_no_parameters_outside_nni(tmp_path):
+    assert_error(run_trial(base_args(tmp_path)), 2, "--params")
+
+
+def test_malformed_parameter_message(tmp_path, fake_nni):
+    fake_nni.answers.put((200, json.dumps({"type": "parameter", "parameter": "{not json"})))
+    result = run_trial(base_args(tmp_path), env=nni_env(tmp_path, fake_nni.url))
+    assert_error(result, 2, "not JSON", fake_nni.url)
+    assert fake_nni.puts[0]["body"] == {"type": "request_parameter"}
+    assert fake_nni.puts[0]["content_type"] == "application/json"
+    assert fake_nni.metrics() == []
+
+
+def test_channel_parameters_outside_the_space(tmp_path, fake_nni):
+    fake_nni.send_parameters({"B": 4, "K": 7, "M": 1})
+    result = run_trial(base_args(tmp_path), env=nni_env(tmp_path, fake_nni.url))
+    assert_error(result, 2, "K")
+    assert fake_nni.metrics() == []
+
+
+def test_unreachable_channel_fails_after_bounded_retries(tmp_path):
+    closed = FakeNni()
+    url = closed.url
+    closed.close()
+    started = time.monotonic()
+    result = run_trial(base_args(tmp_path), env=nni_env(tmp_path, url), timeout=60)
+    assert_error(result, 1, "cannot reach", url)
+    assert time.monotonic() - started < 30
+
+
+def test_closed_channel(tmp_path, fake_nni):
+    fake_nni.answers.put((410, ""))
+    assert_error(run_trial(base_args(tmp_path), env=nni_env(tmp_path, fake_nni.url)), 1, "410")
+
+
+def test_sigint_while_waiting_for_parameters(tmp_path, fake_nni):
+    proc = subprocess.Popen(
+        [str(TRIAL), *base_args(tmp_path)],
+        env=nni_env(tmp_path, fake_nni.url),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 30
+    while not fake_nni.puts and time.monotonic() < deadline:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130, (out, err)
+    assert events(out)[-1]["event"] == "interrupted"
+
+
+# ---- with a real proxy ------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def proxy(tmp_path_factory):
+    if not DATAPROXY.is_file():
+        pytest.skip(f"build {DATAPROXY} first")
+    data = find_data_root()
+    if data is None:
+        pytest.skip("Fashion-MNIST not found (set DATAPROXY_DATA_ROOT)")
+    cache = tmp_path_factory.mktemp("cache")
+    argv = [
+        str(DATAPROXY),
+        "generate",
+        "--space",
+        str(SPACE),
+        "--dataset",
+        "fashion-mnist",
+        "--data-root",
+        str(data),
+        "--ratio",
+        "0.25",
+        "--max-train",
+        "600",
+        "--max-test",
+        "300",
+        "--probe-epochs",
+        "1",
+        "--threads",
+        "2",
+        "--cache",
+        str(cache),
+        "--report",
+        "quiet",
+    ]
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    event = json.loads(done.stdout.strip().splitlines()[-1])
+    assert event["event"] == "manifest"
+    return Path(event["path"]), data
+
+
+def trained_args(manifest: Path, data: Path) -> list[str]:
+    return [
+        "--space",
+        str(SPACE),
+        "--data-root",
+        str(data),
+        "--manifest",
+        str(manifest),
+        "--epochs",
+        "1",
+        "--threads",
+        "1",
+        "--report",
+        "jsonl",
+    ]
+
+
+def read_store(folder: Path) -> list[dict]:
+    path = folder / "results.jsonl"
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def test_standalone_trial_and_spot_check(proxy, tmp_path):
+    manifest, data = proxy
+    results = tmp_path / "results"
+    args = [*trained_args(manifest, data), "--results", str(results)]
+    first = run_trial([*args, "--params", json.dumps(GOOD), "--trial-id", "t1"])
+    assert first.returncode == 0, first.stderr
+    evs = events(first.stdout)
+    assert evs[0]["event"] == "start" and evs[0]["config_id"]
+    epochs = [e for e in evs if e["event"] == "epoch"]
+    assert [e["phase"] for e in epochs] == ["proxy"]
+    assert epochs[0]["epochs"] == 1 and 0.0 <= epochs[0]["test_accuracy"] <= 1.0
+    final = evs[-1]
+    assert final["event"] == "final" and final["status"] == "complete"
+    assert final["spot_check"] is False and final["full_accuracy"] is None
+    assert final["proxy_accuracy"] == epochs[-1]["test_accuracy"]
+
+    second = run_trial([*args, "--params", json.dumps({"B": 16, "K": 5, "M": 2}), "--spot-check"])
+    assert second.returncode == 0, second.stderr
+    evs = events(second.stdout)
+    assert [e["phase"] for e in evs if e["event"] == "epoch"] == ["proxy", "full"]
+    final = evs[-1]
+    assert final["spot_check"] is True and isinstance(final["full_accuracy"], float)
+    assert final["framework"] == "standalone"
+
+    records = read_store(results)
+    assert [r["trial_id"] for r in records][0] == "t1"
+    assert [r["spot_check"] for r in records] == [False, True]
+    assert all(r["status"] == "complete" for r in records)
+    assert records[1]["full_accuracy"] == final["full_accuracy"]
+    # The correlation counts the spot check and any probe whose config has a proxy accuracy.
+    assert final["n_spot_checks"] >= 1
+
+
+def test_nni_trial_over_http(proxy, tmp_path, fake_nni):
+    manifest, data = proxy
+    results = tmp_path / "results"
+    params = {
+        **GOOD,
+        "_dataproxy": {"spot_check": False, "manifest": str(manifest), "results": str(results)},
+    }
+    fake_nni.send_parameters(params, parameter_id=7)
+    args = [a for a in trained_args(manifest, data)]
+    i = args.index("--manifest")
+    del args[i : i + 2]  # the tuner sends it
+    result = run_trial([*args, "--epochs", "2"], env=nni_env(tmp_path, fake_nni.url))
+    assert result.returncode == 0, result.stderr
+    metrics = fake_nni.metrics()
+    assert [m["type"] for m in metrics] == ["PERIODICAL", "PERIODICAL", "FINAL"]
+    assert [m["sequence"] for m in metrics] == [0, 1, 0]
+    assert all(m["parameter_id"] == 7 and m["trial_job_id"] == "tRiAl" for m in metrics)
+    final = metrics[-1]["value"]
+    assert isinstance(final["default"], float)
+    assert final["spot_check"] is False and final["full_accuracy"] is None
+    assert "spearman" in final and "kendall" in final and "n_spot_checks" in final
+    records = read_store(results)
+    assert len(records) == 1
+    assert records[0]["trial_id"] == "tRiAl" and records[0]["parameter_id"] == 7
+    assert records[0]["framework"] == "nni"
+
+
+def write_idx(folder: Path, n: int, seed: int) -> None:
+    import random
+
+    rng = random.Random(seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    for prefix, count in (("train", n), ("t10k", n // 2)):
+        images = bytes(rng.randrange(256) for _ in range(count * 28 * 28))
+        labels = bytes(rng.randrange(10) for _ in range(count))
+        with gzip.open(folder / f"{prefix}-images-idx3-ubyte.gz", "wb") as f:
+            f.write(struct.pack(">IIII", 0x803, count, 28, 28) + images)
+        with gzip.open(folder / f"{prefix}-labels-idx1-ubyte.gz", "wb") as f:
+            f.write(struct.pack(">II", 0x801, count) + labels)
+
+
+def test_foreign_data_is_refused(proxy, tmp_path):
+    manifest, _ = proxy
+    foreign = tmp_path / "foreign"
+    write_idx(foreign / "fashion-mnist", 600, seed=1)
+    results = tmp_path / "results"
+    args = [*trained_args(manifest, foreign), "--results", str(results)]
+    result = run_trial([*args, "--params", json.dumps(GOOD)])
+    assert_error(result, 2, "fingerprint")
+
+
+def test_sigint_during_training_records_an_interrupted_trial(proxy, tmp_path):
+    manifest, data = proxy
+    results = tmp_path / "results"
+    args = [*trained_args(manifest, data), "--results", str(results), "--epochs", "50"]
+    proc = subprocess.Popen(
+        [str(TRIAL), *args, "--params", json.dumps(GOOD)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        if '"event":"epoch"' in line.replace(" ", ""):
+            break
+    proc.send_signal(signal.SIGINT)
+    rest, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert events(rest)[-1]["event"] == "interrupted"
+    records = read_store(results)
+    assert len(records) == 1 and records[0]["status"] == "interrupted"
+    assert 1 <= len(records[0]["proxy_curve"]) < 50

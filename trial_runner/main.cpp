@@ -1,0 +1,130 @@
+// dataproxy-trial: trains one candidate on a data proxy; launched per trial by NNI or Optuna,
+// or by hand. See trial.h for what a trial does and README.md for the command line.
+#include <signal.h>
+#include <unistd.h>
+
+#include <boost/program_options.hpp>
+
+#include <algorithm>
+#include <atomic>
+#include <csignal>
+#include <cstdlib>
+#include <iostream>
+
+#include "dataproxy/error.h"
+#include "dataproxy/files.h"
+#include "dataproxy/trainer.h"
+#include "dataproxy/version.h"
+#include "trial.h"
+
+namespace po = boost::program_options;
+using dataproxy::InvalidInput;
+using dataproxy::json;
+
+namespace {
+
+std::atomic<bool> g_stop{false};
+
+// First signal: finish at the next epoch boundary. Second: leave at once.
+extern "C" void on_signal(int) {
+  if (g_stop.exchange(true)) ::_exit(130);
+}
+
+void install_signal_handlers() {
+  struct sigaction sa {};
+  sa.sa_handler = on_signal;
+  sigemptyset(&sa.sa_mask);
+  sa.sa_flags = 0;
+  sigaction(SIGINT, &sa, nullptr);
+  sigaction(SIGTERM, &sa, nullptr);
+}
+
+json parse_params(const std::string& text, const std::string& origin) {
+  try {
+    return json::parse(text);
+  } catch (const json::exception& e) {
+    throw InvalidInput(origin + " is not valid JSON (" + e.what() +
+                       "); expected an object such as {\"B\": 16, \"K\": 3, \"M\": 2}");
+  }
+}
+
+int run(int argc, char** argv) {
+  dataproxy::trial::TrialOptions o;
+  std::string manifest, space, data_root, params, params_file, results, report = "auto";
+  po::options_description desc(
+      "dataproxy-trial: train one candidate on a data proxy (and on the full data for a spot "
+      "check)\nUsage: dataproxy-trial --manifest PATH --space YAML --data-root DIR "
+      "[--params JSON | --params-file FILE] [options]\nWithout --params and --params-file, a "
+      "trial started by NNI (NNI_PLATFORM set) receives its parameters from NNI.\nOptions");
+  // clang-format off
+  desc.add_options()
+      ("help,h", "show this help")
+      ("version", "print the version")
+      ("manifest", po::value(&manifest), "proxy manifest.json or its folder (or sent by the tuner)")
+      ("space", po::value(&space), "search-space YAML file")
+      ("data-root", po::value(&data_root), "folder holding the datasets")
+      ("params", po::value(&params), "the candidate's parameters as a JSON object")
+      ("params-file", po::value(&params_file), "file holding the parameters' JSON object")
+      ("spot-check", po::bool_switch(&o.spot_check), "also train on the full data")
+      ("results", po::value(&results), "experiment folder: results.jsonl is appended there")
+      ("trial-id", po::value(&o.trial_id), "trial id for the record (default: NNI's, or standalone-<pid>)")
+      ("framework", po::value(&o.framework), "nni, optuna or standalone (default: from the source of the parameters)")
+      ("epochs", po::value(&o.epochs), "training epochs (default: the space's)")
+      ("device", po::value(&o.device)->default_value("auto"), "auto, cpu, cuda or cuda:N")
+      ("threads", po::value(&o.threads)->default_value(0), "CPU threads (0 = all cores)")
+      ("seed", po::value(&o.seed)->default_value(0), "seed of weights, shuffling and augmentation")
+      ("parameter-timeout", po::value(&o.parameter_timeout_s)->default_value(600),
+       "seconds to wait for NNI's parameters (0 = no limit)")
+      ("report", po::value(&report)->default_value("auto"),
+       "auto, jsonl, bar or quiet: progress on stderr; JSON Lines on stdout unless quiet");
+  // clang-format on
+  po::variables_map vm;
+  try {
+    po::store(po::command_line_parser(argc, argv).options(desc).run(), vm);
+    po::notify(vm);
+  } catch (const po::error& e) {
+    throw InvalidInput(std::string(e.what()) + "; see dataproxy-trial --help");
+  }
+  if (vm.count("help")) {
+    std::cout << desc << "\n";
+    return 0;
+  }
+  if (vm.count("version")) {
+    std::cout << "dataproxy-trial " << dataproxy::kVersion << "\n";
+    return 0;
+  }
+  DATAPROXY_CHECK(!space.empty(), InvalidInput, "--space YAML is required");
+  DATAPROXY_CHECK(!data_root.empty(), InvalidInput, "--data-root DIR is required");
+  DATAPROXY_CHECK(params.empty() || params_file.empty(), InvalidInput,
+                  "give --params or --params-file, not both");
+  DATAPROXY_CHECK(o.epochs >= 0, InvalidInput, "--epochs must be >= 0, got " << o.epochs);
+  const std::vector<std::string> frameworks = {"", "nni", "optuna", "standalone"};
+  DATAPROXY_CHECK(std::find(frameworks.begin(), frameworks.end(), o.framework) != frameworks.end(),
+                  InvalidInput,
+                  "--framework must be nni, optuna or standalone, got '" << o.framework << "'");
+  o.manifest = manifest;
+  o.space = space;
+  o.data_root = data_root;
+  o.results = results;
+  o.report = dataproxy::parse_report_mode(report);
+  if (!params.empty()) o.params = parse_params(params, "--params");
+  if (!params_file.empty()) {
+    o.params = parse_params(dataproxy::read_file(params_file), "--params-file " + params_file);
+  }
+  return dataproxy::trial::run_trial(o, g_stop, std::cout);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  install_signal_handlers();
+  try {
+    return run(argc, argv);
+  } catch (const dataproxy::Error& e) {
+    std::cerr << "dataproxy-trial: error: " << e.what() << std::endl;
+    return e.exit_code();
+  } catch (const std::exception& e) {
+    std::cerr << "dataproxy-trial: error: " << e.what() << std::endl;
+    return 1;
+  }
+}

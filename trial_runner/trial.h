@@ -1,0 +1,80 @@
+// One trial: a candidate configuration trained on a data proxy (and, for a spot check, on the
+// full data), reported as JSON Lines, to NNI when NNI started it, and to the results store.
+#pragma once
+
+#include <nlohmann/json.hpp>
+
+#include <atomic>
+#include <cstdint>
+#include <filesystem>
+#include <iosfwd>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "dataproxy/manifest.h"
+#include "dataproxy/progress.h"
+#include "dataproxy/results.h"
+#include "dataproxy/search_space.h"
+#include "dataproxy/stats.h"
+
+namespace dataproxy::trial {
+
+namespace fs = std::filesystem;
+using json = nlohmann::json;
+
+/// Key of the parameters that carries per-trial settings from a tuner, not a hyperparameter.
+inline constexpr const char* kReservedKey = "_dataproxy";
+
+/// Settings a tuner sends with the parameters under "_dataproxy".
+struct ReservedSettings {
+  std::optional<bool> spot_check;    ///< train on the full data too
+  std::optional<fs::path> manifest;  ///< the proxy to train on
+  std::optional<fs::path> results;   ///< the experiment's results folder
+};
+
+/// Removes "_dataproxy" from `params` and parses it; throws InvalidInput for a value that is not
+/// an object, an unknown key or a value of the wrong type.
+ReservedSettings take_reserved(json& params);
+
+/// Everything that decides a trial.
+struct TrialOptions {
+  fs::path manifest;   ///< manifest.json or its folder; empty: from the parameters' "_dataproxy"
+  fs::path space;      ///< search-space YAML
+  fs::path data_root;  ///< folder holding the datasets
+  /// The candidate's parameters; nullopt: receive them from NNI's channel (NNI_PLATFORM set).
+  std::optional<json> params;
+  bool spot_check = false;      ///< also train on the full data
+  fs::path results;             ///< experiment folder (results.jsonl); empty: no store
+  std::string trial_id;         ///< empty: NNI's trial job id, else "standalone-<pid>"
+  std::string framework;        ///< "nni", "optuna", "standalone"; empty: from the source
+  int64_t epochs = 0;           ///< 0 = the space's training epochs
+  std::string device = "auto";  ///< "auto", "cpu", "cuda" or "cuda:N"
+  int threads = 0;              ///< CPU threads; 0 = all cores
+  uint64_t seed = 0;            ///< initial weights, shuffling, augmentation
+  ReportMode report = ReportMode::automatic;  ///< progress on stderr; quiet drops stdout events
+  double parameter_timeout_s = 600;           ///< longest wait for NNI's parameters
+};
+
+/// Proxy and full-data accuracy pairs of one proxy: one point per configuration whose full-data
+/// accuracy is known (spot checks, else a probe), with its mean proxy accuracy over complete
+/// trials of that manifest.
+struct SpotCheckSummary {
+  std::vector<std::string> config_ids;
+  std::vector<double> proxy;
+  std::vector<double> full;
+  Correlation spearman;
+  Correlation kendall;
+  int64_t probes_used = 0;  ///< points whose full accuracy came from a probe
+};
+
+/// Pairs up `records` (any manifest; only complete ones of `manifest.key` count) with the
+/// manifest's probes, and correlates them.
+SpotCheckSummary summarize_spot_checks(const std::vector<TrialRecord>& records,
+                                       const Manifest& manifest);
+
+/// Runs one trial. Events go to `out` as JSON Lines; `stop` is set by the signal handler.
+/// Returns the exit code (0 done, 130 interrupted); throws dataproxy::Error on failure.
+int run_trial(const TrialOptions& options, const std::atomic<bool>& stop, std::ostream& out);
+
+}  // namespace dataproxy::trial
