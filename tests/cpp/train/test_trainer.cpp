@@ -27,7 +27,7 @@ TrainSettings small_settings() {
 TrainOptions cpu_options(uint64_t seed) {
   TrainOptions o;
   o.device = "cpu";
-  o.threads = 2;
+  o.threads = 1;
   o.seed = seed;
   o.eval_batch_size = 256;
   return o;
