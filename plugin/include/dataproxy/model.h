@@ -1,4 +1,6 @@
-// Models: the networks of a search space, built from a configuration.
+// Models: the networks of a search space, built from a configuration. Families (resnet,
+// efficientnet) and their settings are described in search_spaces/README.md. Networks accept
+// any input size and channel count, contiguous or channels_last, and batch-wise only.
 #pragma once
 
 #include <torch/torch.h>
@@ -23,6 +25,8 @@ class Network : public torch::nn::Module {
   /// Logits [N, num_classes] for float images [N, C, H, W] (already normalised).
   virtual torch::Tensor forward(torch::Tensor x) = 0;
   /// Features [N, D] from an intermediate layer (globally pooled): the proxy stage's space.
+  /// The layer is the output of the space's `feature_stage` (default: the last stage, the
+  /// representation the classifier reads). Call in eval mode for deterministic features.
   virtual torch::Tensor features(torch::Tensor x) = 0;
   /// Width D of features().
   virtual int64_t feature_dim() const = 0;
@@ -30,7 +34,10 @@ class Network : public torch::nn::Module {
 
 /// Compute cost of one configuration for one image.
 struct ModelCost {
-  int64_t macs = 0;    ///< multiply-accumulates of one forward pass of one image
+  /// Multiply-accumulates of one forward pass of one image: convolutions, linear layers and
+  /// squeeze-excitation, counted analytically; batch norm, activations, pooling and residual
+  /// additions are not counted.
+  int64_t macs = 0;
   int64_t params = 0;  ///< trainable parameters
 };
 
