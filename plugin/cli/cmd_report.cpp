@@ -64,12 +64,14 @@ int run_report(const std::vector<std::string>& args) {
       "results store: an experiment folder or its results.jsonl")(
       "manifest", po::value(&manifest),
       "proxy manifest.json (or its folder) for the probes and stage times; default: "
-      "manifest.json beside the results store, if any")(
-      "out", po::value(&out), "output folder (default: the results store's folder)")(
+      "manifest.json beside the results store, else the cached proxy named by the records' "
+      "manifest key, else none")("out", po::value(&out),
+                                 "output folder (default: the results store's folder)")(
       "title", po::value(&o.title)->default_value(o.title), "page heading")(
       "bootstrap", po::value(&o.bootstrap.resamples)->default_value(o.bootstrap.resamples),
       "bootstrap resamples for the confidence intervals")(
-      "confidence", po::value(&o.bootstrap.confidence)->default_value(o.bootstrap.confidence),
+      "confidence",
+      po::value(&o.bootstrap.confidence)->default_value(o.bootstrap.confidence, "0.95"),
       "confidence level of the intervals")(
       "seed", po::value(&o.bootstrap.seed)->default_value(o.bootstrap.seed), "bootstrap seed")(
       "top-k", po::value(&o.top_k)->default_value(o.top_k), "k of the top-k overlap")(

@@ -75,9 +75,11 @@ std::string render_report_html(const json& report);
 /// report uses; throws InvalidInput / DataError saying what is wrong.
 json read_manifest_json(const fs::path& path);
 
-/// Loads the store (a snapshot: a torn last line is ignored) and the manifest (may be empty),
-/// then writes report.json and report.html into `out_dir` atomically. Throws InvalidInput when
-/// the store is missing or has no records. Returns the report's JSON.
+/// Loads the store (a snapshot: a torn last line is ignored) and the manifest, then writes
+/// report.json and report.html into `out_dir` (empty: the store's folder) atomically. An empty
+/// `manifest` means: manifest.json beside the store, else the cached proxy
+/// (<cache>/proxies/<key>/manifest.json) when every record names the same manifest key, else
+/// none. Throws InvalidInput when the store is missing or has no records. Returns the JSON.
 json write_report(const fs::path& results, const fs::path& manifest, const fs::path& out_dir,
                   const ReportOptions& options);
 

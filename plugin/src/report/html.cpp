@@ -395,7 +395,9 @@ std::string cost_html(const json& report) {
   s << "<table class=\"cost\"><thead><tr><th>spent on</th><th>time</th><th>share</th><th></th>"
        "</tr></thead><tbody>";
   row("probe training", num(c["probes_seconds"]),
-      report["manifest"].is_null() ? "no manifest given" : "full-data training of the probes");
+      report["manifest"].is_null() ? "no manifest given"
+      : c.contains("probes_note")  ? esc(c["probes_note"].get<std::string>())
+                                   : "full-data training of the probes");
   row("proxy selection", num(c["selection_seconds"]),
       stages.empty() ? (report["manifest"].is_null() ? "no manifest given" : "")
                      : "manifest stages: " + stages);

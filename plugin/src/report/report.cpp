@@ -159,10 +159,19 @@ json cost_ledger(const std::vector<TrialRecord>& records, const std::vector<Cand
         }
       }
     }
-    if (!probes_from_manifest) {
+    // Probes reused from the cache show 0 s here; they still cost their original training.
+    if (probes <= 0) {
+      double trained = 0;
       if (auto it = manifest.find("probes"); it != manifest.end() && it->is_array()) {
-        for (const auto& p : *it) probes += number_or(p, "train_seconds", 0);
-        probes_from_manifest = !it->empty();
+        for (const auto& p : *it) trained += number_or(p, "train_seconds", 0);
+        probes_from_manifest = probes_from_manifest || !it->empty();
+      }
+      if (trained > 0) {
+        if (probes_from_manifest && stages.contains("probes")) {
+          cost["probes_note"] =
+              "the probes were reused from the cache; counted at their original training time";
+        }
+        probes = trained;
       }
     }
   }
@@ -562,8 +571,18 @@ json write_report(const fs::path& results, const fs::path& manifest, const fs::p
                                           "(or wait for the first one to finish)");
   fs::path manifest_path = manifest;
   if (manifest_path.empty()) {
+    std::set<std::string> keys;
+    for (const auto& r : records) {
+      if (!r.manifest_key.empty()) keys.insert(r.manifest_key);
+    }
     fs::path beside = store.file().parent_path() / "manifest.json";
-    if (fs::exists(beside, ec)) manifest_path = beside;
+    if (fs::exists(beside, ec)) {
+      manifest_path = beside;
+    } else if (keys.size() == 1) {
+      // Where `dataproxy generate` caches the proxy every record was trained on.
+      fs::path cached = default_cache_dir() / "proxies" / *keys.begin() / "manifest.json";
+      if (fs::exists(cached, ec)) manifest_path = cached;
+    }
   }
   json manifest_json = manifest_path.empty() ? json(nullptr) : read_manifest_json(manifest_path);
   ReportSources sources{store.file().string(), manifest_path.string()};

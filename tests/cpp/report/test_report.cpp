@@ -171,6 +171,14 @@ TEST(BuildReport, FallsBackToTheDataRatio) {
   EXPECT_NEAR(r["cost"]["full_data_seconds"].get<double>(), 120, 1e-9);
 }
 
+TEST(BuildReport, CachedProbesCountAtTheirTrainingTime) {
+  json m = manifest_with_probes();
+  m["stage_seconds"]["probes"] = 0.0;  // `generate` reused cached probes
+  json r = build_report({record("x", 0.5, std::nullopt)}, m, fast_options());
+  EXPECT_DOUBLE_EQ(r["cost"]["probes_seconds"].get<double>(), 100 + 400);
+  EXPECT_NE(r["cost"]["probes_note"].get<std::string>().find("cache"), std::string::npos);
+}
+
 TEST(RenderHtml, SelfContainedAndEscaped) {
   std::vector<TrialRecord> records = {record("<script>alert(1)</script>", 0.5, 0.7),
                                       record("b", 0.6, 0.8), record("c", 0.7, 0.9)};
@@ -232,6 +240,20 @@ TEST_F(WriteReportTest, WritesBothFilesFromASnapshotWithATornTail) {
   EXPECT_EQ(back["ranking"]["n"], 4);
   EXPECT_TRUE(std::regex_search(back["generated"].get<std::string>(),
                                 std::regex(R"(^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$)")));
+}
+
+TEST_F(WriteReportTest, FindsTheCachedManifestByKey) {
+  ResultsStore store(dir_ / "exp");
+  for (int i = 0; i < 3; ++i) store.append(record("c" + std::to_string(i), 0.5 + 0.1 * i, 0.8));
+  atomic_write(dir_ / "cache" / "proxies" / "key1" / "manifest.json",
+               manifest_with_probes().dump());
+  ::setenv("DATAPROXY_CACHE", (dir_ / "cache").c_str(), 1);
+  json r = write_report(dir_ / "exp", "", "", fast_options());
+  ::unsetenv("DATAPROXY_CACHE");
+  EXPECT_EQ(r["sources"]["manifest"],
+            (dir_ / "cache" / "proxies" / "key1" / "manifest.json").string());
+  EXPECT_EQ(r["manifest"]["probes"].size(), 2u);
+  EXPECT_TRUE(fs::exists(dir_ / "exp" / "report.html"));  // default: beside the store
 }
 
 TEST_F(WriteReportTest, ManifestIsChecked) {
