@@ -71,6 +71,25 @@ std::vector<std::string> read_names_file(const fs::path& file, std::size_t expec
   return names;
 }
 
+/// Names the first missing file with what to do about it, before any reading starts.
+void require_files(const std::string& name, const fs::path& root,
+                   const std::vector<fs::path>& files) {
+  for (const auto& f : files) {
+    std::error_code ec;
+    if (fs::is_regular_file(f, ec)) continue;
+    const bool fetchable = name == "cifar10" || name == "fashion-mnist";
+    std::ostringstream hint;
+    if (fetchable) {
+      hint << "fetch it with `dataproxy fetch-data " << name << " --root " << root.string() << "`";
+    } else {
+      hint << "CIFAR-100 cannot be fetched by dataproxy: place the official binary version "
+              "(cifar-100-binary/ with train.bin and test.bin) under "
+           << root.string();
+    }
+    throw DataError(f.string() + ": no such file; " + hint.str());
+  }
+}
+
 void check_count(const Dataset& d, int64_t expected, const fs::path& where,
                  const LoadOptions& options) {
   DATAPROXY_CHECK(!options.official_sizes || d.size() == expected, DataError,
@@ -207,6 +226,8 @@ DatasetSplits load_dataset(const std::string& name, const fs::path& root,
     std::vector<fs::path> train_files;
     for (int i = 1; i <= 5; ++i)
       train_files.push_back(dir / ("data_batch_" + std::to_string(i) + ".bin"));
+    require_files(name, root, train_files);
+    require_files(name, root, {dir / "test_batch.bin"});
     std::vector<int64_t> counts;
     s.train = read_cifar10(train_files, "cifar10/train", &counts);
     for (std::size_t i = 0; i < counts.size() && options.official_sizes; ++i) {
@@ -222,6 +243,7 @@ DatasetSplits load_dataset(const std::string& name, const fs::path& root,
   } else if (name == "cifar100" || name == "cifar100-coarse") {
     const auto dir = data_dir(root, "cifar-100-binary", "train.bin");
     const auto kind = name == "cifar100" ? Cifar100Label::fine : Cifar100Label::coarse;
+    require_files(name, root, {dir / "train.bin", dir / "test.bin"});
     s.train = read_cifar100_file(dir / "train.bin", kind, name + "/train");
     s.test = read_cifar100_file(dir / "test.bin", kind, name + "/test");
     check_count(s.train, 50000, dir / "train.bin", options);
@@ -236,6 +258,9 @@ DatasetSplits load_dataset(const std::string& name, const fs::path& root,
       std::error_code ec;
       return fs::exists(dir / base, ec) ? dir / base : dir / (base + ".gz");
     };
+    require_files(name, root,
+                  {file("train-images-idx3-ubyte"), file("train-labels-idx1-ubyte"),
+                   file("t10k-images-idx3-ubyte"), file("t10k-labels-idx1-ubyte")});
     s.train = read_idx(file("train-images-idx3-ubyte"), file("train-labels-idx1-ubyte"),
                        "fashion-mnist/train");
     s.test = read_idx(file("t10k-images-idx3-ubyte"), file("t10k-labels-idx1-ubyte"),

@@ -277,6 +277,15 @@ TEST_F(Readers, LoadFashionMnistFromGeneratedGzip) {
                      "expected the official 60000"));
 }
 
+TEST_F(Readers, LoadMissingDataSaysWhatToDo) {
+  auto msg = error_of<DataError>([&] { load_dataset("cifar10", tmp.path()); });
+  EXPECT_TRUE(test::contains(msg, "data_batch_1.bin: no such file"));
+  EXPECT_TRUE(test::contains(msg, "dataproxy fetch-data cifar10 --root " + tmp.path().string()));
+  msg = error_of<DataError>([&] { load_dataset("cifar100-coarse", tmp.path()); });
+  EXPECT_TRUE(test::contains(msg, "train.bin: no such file"));
+  EXPECT_TRUE(test::contains(msg, "CIFAR-100 cannot be fetched"));
+}
+
 TEST_F(Readers, UnknownDatasetListsKnownNames) {
   const auto msg = error_of<InvalidInput>([&] { load_dataset("mnist", tmp.path()); });
   EXPECT_TRUE(test::contains(msg, "unknown dataset 'mnist'"));
