@@ -102,7 +102,7 @@ def test_sqlite_study_one_worker_with_report_and_dashboard(
     assert by_id["0"]["spot_check"] is True and by_id["0"]["framework"] == "optuna"
 
     # optuna-dashboard reads the intermediate values and user attributes back.
-    studies = dashboard_get(storage, "/api/studies")["studies"]
+    studies = dashboard_get(storage, "/api/studies")["study_summaries"]
     assert [s["study_name"] for s in studies] == ["it"]
     detail = dashboard_get(storage, f"/api/studies/{studies[0]['study_id']}")
     assert detail["has_intermediate_values"] is True
