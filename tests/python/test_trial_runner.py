@@ -25,8 +25,8 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 SPACE = ROOT / "search_spaces" / "resnet_tiny.yaml"
 BUILD = Path(os.environ.get("DATAPROXY_BUILD_DIR", ROOT / "build"))
-TRIAL = BUILD / "trial_runner" / "dataproxy-trial"
-DATAPROXY = BUILD / "plugin" / "cli" / "dataproxy"
+TRIAL = Path(os.environ.get("DATAPROXY_TRIAL_BIN", BUILD / "trial_runner" / "dataproxy-trial"))
+DATAPROXY = Path(os.environ.get("DATAPROXY_BIN", BUILD / "plugin" / "cli" / "dataproxy"))
 GOOD = {"B": 4, "K": 3, "M": 1}
 
 pytestmark = pytest.mark.skipif(not TRIAL.is_file(), reason=f"build {TRIAL} first")

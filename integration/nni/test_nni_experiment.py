@@ -1,0 +1,248 @@
+"""A real NNI experiment (nnictl, local training service) with the DataProxy tuner and the C++
+trial runner on a slice of Fashion-MNIST: every trial succeeds, every final metric and spot check
+arrives through NNI's REST API, and the proxy is generated exactly once.
+
+Needs the built programs (DATAPROXY_BUILD_DIR, default <repo>/build) and Fashion-MNIST
+(DATAPROXY_DATA_ROOT, <repo>/data or /usr/share/datasets/fashion-mnist). Runs in a few minutes
+on two CPU cores. NNI's state (HOME, experiment folder) lives in a temporary folder, and the
+experiment is stopped whatever happens.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("nni")
+
+from dataproxy.space import load_space  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[2]
+VENV_BIN = Path(sys.executable).parent
+NNICTL = VENV_BIN / "nnictl"
+SPACE = ROOT / "search_spaces" / "resnet_tiny.yaml"
+BUILD = Path(os.environ.get("DATAPROXY_BUILD_DIR", ROOT / "build"))
+DATAPROXY = Path(os.environ.get("DATAPROXY_BIN", BUILD / "plugin" / "cli" / "dataproxy"))
+TRIAL = Path(os.environ.get("DATAPROXY_TRIAL_BIN", BUILD / "trial_runner" / "dataproxy-trial"))
+TIMEOUT_S = float(os.environ.get("DATAPROXY_NNI_TIMEOUT", "1200"))
+MAX_TRIALS = 6
+
+# nnictl gives NNI's manager 3 s to answer (nni.experiment.launcher._check_rest_server) and kills
+# it otherwise; on a loaded CI machine node takes longer to start. The same nnictl, with 60 s.
+PATIENT_NNICTL = """
+import sys
+import nni.experiment.launcher as launcher
+launcher._check_rest_server.__defaults__ = (60, None)
+from nni.tools.nnictl.nnictl import parse_args
+sys.argv[0] = "nnictl"
+sys.exit(parse_args())
+"""
+
+
+def data_root() -> Path | None:
+    candidates = []
+    if os.environ.get("DATAPROXY_DATA_ROOT"):
+        candidates.append(Path(os.environ["DATAPROXY_DATA_ROOT"]))
+    candidates += [ROOT / "data", Path("/usr/share/datasets/fashion-mnist")]
+    for root in candidates:
+        for folder in (root / "fashion-mnist", root):
+            if any(folder.glob("train-images-idx3-ubyte*")):
+                return root
+    return None
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def get(port: int, path: str):
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/v1/nni{path}", timeout=10) as r:
+        return json.loads(r.read().decode())
+
+
+def write_config(tmp: Path, data: Path) -> Path:
+    (tmp / "search_space.json").write_text(json.dumps(load_space(SPACE).to_nni()))
+    trial_command = [
+        str(TRIAL),
+        "--space",
+        str(SPACE),
+        "--data-root",
+        str(data),
+        "--epochs",
+        "1",
+        "--threads",
+        "1",
+        "--seed",
+        "0",
+        "--report",
+        "jsonl",
+    ]
+    config = {
+        "experimentName": "dataproxy-integration",
+        "searchSpaceFile": str(tmp / "search_space.json"),
+        "trialCommand": " ".join(trial_command),
+        "trialCodeDirectory": str(tmp),
+        "trialConcurrency": 2,
+        "maxTrialNumber": MAX_TRIALS,
+        "trialGpuNumber": 0,
+        "experimentWorkingDirectory": str(tmp / "nni-experiments"),
+        "tuner": {
+            "name": "DataProxy",
+            "classArgs": {
+                "builtin_tuner": "TPE",
+                "builtin_args": {"seed": 0},
+                "space": str(SPACE),
+                "dataset": "fashion-mnist",
+                "data_root": str(data),
+                "ratio": 0.25,
+                "method": "ours",
+                "seed": 0,
+                "max_train": 2000,
+                "max_test": 1000,
+                "probes": 2,
+                "probe_epochs": 1,
+                "cache": str(tmp / "cache"),
+                "dataproxy": str(DATAPROXY),
+                "spot_check": {"fraction": 0.34, "seed": 1, "top_k": 1, "min_results": 3},
+            },
+        },
+        "trainingService": {"platform": "local"},
+    }
+    path = tmp / "config.yml"
+    path.write_text(json.dumps(config, indent=2))  # JSON is YAML
+    return path
+
+
+@pytest.fixture
+def experiment(tmp_path: Path):
+    if not (DATAPROXY.is_file() and TRIAL.is_file()):
+        pytest.skip(f"build {DATAPROXY} and {TRIAL} first (set DATAPROXY_BUILD_DIR)")
+    data = data_root()
+    if data is None:
+        pytest.skip("Fashion-MNIST not found (set DATAPROXY_DATA_ROOT)")
+    subprocess.run(["bash", str(ROOT / "scripts" / "register-nni.sh")], check=True)
+    home = tmp_path / "home"
+    home.mkdir()
+    env = {**os.environ, "HOME": str(home), "PATH": f"{VENV_BIN}:{os.environ.get('PATH', '')}"}
+    config = write_config(tmp_path, data)
+    for _ in range(3):
+        port = free_port()
+        created = subprocess.run(
+            [sys.executable, "-c", PATIENT_NNICTL, "create", "--config", str(config)]
+            + ["--port", str(port)],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=180,
+        )
+        if created.returncode == 0:
+            break
+    try:
+        assert created.returncode == 0, created.stdout + created.stderr
+        yield port, tmp_path
+    finally:
+        subprocess.run(
+            [str(NNICTL), "stop", "--port", str(port)],
+            env=env,
+            capture_output=True,
+            timeout=120,
+        )
+        shutil.rmtree(tmp_path / "nni-experiments", ignore_errors=True)
+
+
+def wait_done(port: int) -> dict:
+    deadline = time.monotonic() + TIMEOUT_S
+    status: dict = {}
+    while time.monotonic() < deadline:
+        status = get(port, "/check-status")
+        if status["status"] in ("DONE", "ERROR", "STOPPED", "NO_MORE_TRIAL"):
+            if status["status"] != "NO_MORE_TRIAL" or all(
+                t["status"] not in ("RUNNING", "WAITING") for t in get(port, "/trial-jobs")
+            ):
+                return status
+        time.sleep(2)
+    raise AssertionError(f"experiment not done after {TIMEOUT_S} s: {status}")
+
+
+def trial_logs(tmp: Path) -> str:
+    out = []
+    for trial in sorted((tmp / "nni-experiments").glob("*/environments/*/trials/*")):
+        for name in ("trial.stderr", "trial.stdout"):
+            path = trial / name
+            if path.exists():
+                out.append(f"--- {trial.name}/{name}\n{path.read_text()[-2000:]}")
+    for log in (tmp / "nni-experiments").glob("*/log/dispatcher.log"):
+        out.append(f"--- dispatcher.log\n{log.read_text()[-4000:]}")
+    return "\n".join(out)
+
+
+def test_nni_experiment_with_data_proxy(experiment):
+    port, tmp = experiment
+    status = wait_done(port)
+    trials = get(port, "/trial-jobs")
+    diagnostics = trial_logs(tmp)
+    assert status["status"] == "DONE", f"{status}\n{diagnostics}"
+    assert len(trials) >= MAX_TRIALS, diagnostics
+    assert all(t["status"] == "SUCCEEDED" for t in trials), (
+        [(t["trialJobId"], t["status"]) for t in trials],
+        diagnostics,
+    )
+
+    # Final metrics through the REST API: `data` is JSON text of JSON text.
+    finals = get(port, "/metric-data?type=FINAL")
+    finals = [m for m in finals if m["type"] == "FINAL"]
+    assert {m["trialJobId"] for m in finals} == {t["trialJobId"] for t in trials}
+    issued = set()
+    for t in trials:
+        for hp in t["hyperParameters"]:
+            issued.add(json.loads(hp)["parameter_id"])
+    metrics = {}
+    for m in finals:
+        value = json.loads(json.loads(m["data"]))
+        metrics[int(m["parameterId"])] = value
+        assert isinstance(value["default"], float) and 0.0 <= value["default"] <= 1.0
+        assert value["proxy_accuracy"] == value["default"]
+        assert isinstance(value["spot_check"], bool)
+        if value["spot_check"]:
+            assert isinstance(value["full_accuracy"], float), value
+        else:
+            assert value["full_accuracy"] is None, value
+        for key in ("spearman", "kendall", "n_spot_checks", "config_id", "manifest_key"):
+            assert key in value, value
+    # Results are keyed by the parameter id each trial received (NNI issue #5693).
+    assert set(metrics) == issued
+    spot_checks = [v for v in metrics.values() if v["spot_check"]]
+    assert spot_checks, metrics
+    assert len({v["manifest_key"] for v in metrics.values()}) == 1
+    # Probes (2) and spot checks feed the correlation; it grows as the search runs.
+    assert max(v["n_spot_checks"] for v in metrics.values()) >= 1
+
+    # Intermediate results: one per proxy epoch.
+    periodical = [m for m in get(port, "/metric-data") if m["type"] == "PERIODICAL"]
+    assert {m["trialJobId"] for m in periodical} == {t["trialJobId"] for t in trials}
+
+    # The proxy stage ran once: one manifest in the cache and one generation in the log.
+    manifests = list((tmp / "cache").rglob("manifest.json"))
+    assert len(manifests) == 1, manifests
+    dispatcher_log = next((tmp / "nni-experiments").glob("*/log/dispatcher.log")).read_text()
+    assert dispatcher_log.count("dataproxy: generating the proxy") == 1, dispatcher_log[-3000:]
+
+    # The experiment's results store holds one complete record per trial.
+    store = next((tmp / "nni-experiments").glob("*/dataproxy/results.jsonl"))
+    records = [json.loads(line) for line in store.read_text().splitlines() if line.strip()]
+    assert len(records) == len(trials)
+    assert {r["trial_id"] for r in records} == {t["trialJobId"] for t in trials}
+    assert all(r["status"] == "complete" and r["framework"] == "nni" for r in records)
+    assert {r["parameter_id"] for r in records} == issued
+    assert sum(r["spot_check"] for r in records) == len(spot_checks)
