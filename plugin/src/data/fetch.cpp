@@ -414,6 +414,43 @@ fs::path fetch_fashion_mnist(const FetchOptions& options, const fs::path& dest, 
   return dest;
 }
 
+fs::path fetch_locked(const std::string& name, const FetchOptions& options) {
+  const auto ds = info(name);
+  Progress progress(name, options.progress);
+  std::error_code ec;
+  fs::create_directories(options.root, ec);
+  DATAPROXY_CHECK(!ec, RuntimeFailure,
+                  "cannot create the data root " << options.root.string() << ": " << ec.message());
+  const auto dest = options.root / ds.folder;
+  // One fetcher per dataset and root; a second one waits, then finds the files verified.
+  FileLock lock(options.root / ("." + name + ".fetch.lock"));
+  // Temporary folders of an earlier fetch that was killed; under the lock none is in use.
+  for (const auto& entry : fs::directory_iterator(options.root, ec)) {
+    if (entry.path().filename().string().rfind("." + name + ".tmp-", 0) == 0) {
+      std::error_code ignored;
+      fs::remove_all(entry.path(), ignored);
+    }
+  }
+  if (!options.force && dataset_verified(name, options.root)) {
+    progress.line("already present and verified in " + dest.string() + " (--force fetches again)");
+    return dest;
+  }
+  const auto start = std::chrono::steady_clock::now();
+  TempDir tmp(options.root, name);
+  if (name == "cifar10") {
+    fetch_cifar10(options, dest, tmp, progress);
+  } else {
+    fetch_fashion_mnist(options, dest, tmp, progress);
+  }
+  const double secs =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  std::ostringstream os;
+  os.precision(1);
+  os << std::fixed << "verified and placed in " << dest.string() << " (" << secs << " s)";
+  progress.line(os.str());
+  return dest;
+}
+
 }  // namespace
 
 std::vector<std::string> fetchable_dataset_names() { return {"cifar10", "fashion-mnist"}; }
@@ -430,40 +467,12 @@ bool dataset_verified(const std::string& name, const fs::path& root) {
 }
 
 fs::path fetch_dataset(const std::string& name, const FetchOptions& options) {
-  const auto ds = info(name);
-  Progress progress(name, options.progress);
-  std::error_code ec;
-  fs::create_directories(options.root, ec);
-  DATAPROXY_CHECK(!ec, RuntimeFailure,
-                  "cannot create the data root " << options.root.string() << ": " << ec.message());
-  const auto dest = options.root / ds.folder;
-  // One fetcher per dataset and root; a second one waits, then finds the files verified.
-  FileLock lock(options.root / ("." + name + ".fetch.lock"));
-  if (!options.force && dataset_verified(name, options.root)) {
-    progress.line("already present and verified in " + dest.string() + " (--force fetches again)");
-    return dest;
+  try {
+    return fetch_locked(name, options);
+  } catch (const fs::filesystem_error& e) {
+    throw RuntimeFailure("fetching " + name + " into " + options.root.string() + ": " + e.what() +
+                         " (check permissions and free disk space)");
   }
-  // Temporary folders of an earlier fetch that was killed; under the lock none is in use.
-  for (const auto& entry : fs::directory_iterator(options.root, ec)) {
-    if (entry.path().filename().string().rfind("." + name + ".tmp-", 0) == 0) {
-      std::error_code ignored;
-      fs::remove_all(entry.path(), ignored);
-    }
-  }
-  const auto start = std::chrono::steady_clock::now();
-  TempDir tmp(options.root, name);
-  if (name == "cifar10") {
-    fetch_cifar10(options, dest, tmp, progress);
-  } else {
-    fetch_fashion_mnist(options, dest, tmp, progress);
-  }
-  const double secs =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  std::ostringstream os;
-  os.precision(1);
-  os << std::fixed << "verified and placed in " << dest.string() << " (" << secs << " s)";
-  progress.line(os.str());
-  return dest;
 }
 
 }  // namespace dataproxy

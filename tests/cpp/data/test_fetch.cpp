@@ -120,6 +120,8 @@ TEST_F(Fetch, FashionMnistWithWrongContentIsRefusedAndNothingLeft) {
                         "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"}) {
     test::write_gzip(src / (std::string(f) + ".gz"), test::idx_labels({1, 2, 3}));
   }
+  // The temporary folder of an earlier, killed fetch.
+  test::write_file(tmp / "data" / ".fashion-mnist.tmp-old123" / "train-images-idx3-ubyte", "x");
   FetchOptions opt;
   opt.root = tmp / "data";
   opt.progress = false;
