@@ -1,9 +1,7 @@
 #include "dataproxy/trainer.h"
 
 #include <ATen/CPUGeneratorImpl.h>
-#include <ATen/autocast_mode.h>
 #include <sched.h>
-#include <torch/version.h>
 
 #include <chrono>
 #include <cmath>
@@ -11,6 +9,7 @@
 
 #include "dataproxy/error.h"
 #include "train/augment.h"
+#include "train/autocast.h"
 
 namespace dataproxy {
 namespace {
@@ -27,44 +26,6 @@ int available_cores() {
   if (sched_getaffinity(0, sizeof(set), &set) == 0) return std::max(1, CPU_COUNT(&set));
   return std::max(1u, std::thread::hardware_concurrency());
 }
-
-// bf16 autocast for the forward pass on CUDA. The C++ API changed in LibTorch 2.4.
-class AutocastGuard {
- public:
-  explicit AutocastGuard(bool enabled) : enabled_(enabled) {
-    if (!enabled_) return;
-#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 4)
-    previous_ = at::autocast::is_autocast_enabled(at::kCUDA);
-    previous_dtype_ = at::autocast::get_autocast_dtype(at::kCUDA);
-    at::autocast::set_autocast_dtype(at::kCUDA, at::kBFloat16);
-    at::autocast::set_autocast_enabled(at::kCUDA, true);
-#else
-    previous_ = at::autocast::is_enabled();
-    previous_dtype_ = at::autocast::get_autocast_gpu_dtype();
-    at::autocast::set_autocast_gpu_dtype(at::kBFloat16);
-    at::autocast::set_enabled(true);
-#endif
-    at::autocast::increment_nesting();
-  }
-  ~AutocastGuard() {
-    if (!enabled_) return;
-    if (at::autocast::decrement_nesting() == 0) at::autocast::clear_cache();
-#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 4)
-    at::autocast::set_autocast_enabled(at::kCUDA, previous_);
-    at::autocast::set_autocast_dtype(at::kCUDA, previous_dtype_);
-#else
-    at::autocast::set_enabled(previous_);
-    at::autocast::set_autocast_gpu_dtype(previous_dtype_);
-#endif
-  }
-  AutocastGuard(const AutocastGuard&) = delete;
-  AutocastGuard& operator=(const AutocastGuard&) = delete;
-
- private:
-  bool enabled_;
-  bool previous_ = false;
-  at::ScalarType previous_dtype_ = at::kBFloat16;
-};
 
 // Restores a module's train/eval mode when it goes out of scope.
 class ModeGuard {
@@ -283,7 +244,7 @@ torch::Tensor map_batches(Network& model, const torch::Tensor& images,
     auto x = normalize(batch, norm, options.channels_last);
     torch::Tensor out;
     {
-      AutocastGuard autocast(amp);
+      detail::AutocastGuard autocast(amp);
       out = fn(x);
     }
     parts.push_back(out);
@@ -382,7 +343,7 @@ TrainResult Trainer::fit(Network& model, const Dataset& train, const Dataset& te
       }
       torch::Tensor logits;
       {
-        AutocastGuard autocast(amp);
+        detail::AutocastGuard autocast(amp);
         logits = model.forward(x);
       }
       logits = logits.to(torch::kFloat);
