@@ -104,6 +104,13 @@ std::vector<double> ticks(double lo, double hi) {
   return out;
 }
 
+// Percent labels with as many decimals as the tick step needs.
+std::string percent_tick(double t, const std::vector<double>& all) {
+  double step = all.size() > 1 ? (all[1] - all[0]) * 100 : 1;
+  int decimals = step >= 0.999 ? 0 : step >= 0.0999 ? 1 : 2;
+  return fixed(t * 100, decimals);
+}
+
 void range_of(const std::vector<double>& v, double& lo, double& hi) {
   lo = *std::min_element(v.begin(), v.end());
   hi = *std::max_element(v.begin(), v.end());
@@ -144,20 +151,21 @@ std::string scatter_svg(const json& report) {
   if (!fy.empty()) range_of(fy, y0, y1);
   auto X = [&](double v) { return L + (v - x0) / (x1 - x0) * (W - L - R); };
   auto Y = [&](double v) { return H - B - (v - y0) / (y1 - y0) * (H - T - B); };
-  s << "<rect class=\"frame\" x=\"" << L << "\" y=\"" << T << "\" width=\"" << W - L - R
-    << "\" height=\"" << H - T - B << "\"/>";
-  for (double t : ticks(x0, x1)) {
+  s << "<clipPath id=\"plot-area\"><rect x=\"" << L << "\" y=\"" << T << "\" width=\"" << W - L - R
+    << "\" height=\"" << H - T - B << "\"/></clipPath><rect class=\"frame\" x=\"" << L << "\" y=\""
+    << T << "\" width=\"" << W - L - R << "\" height=\"" << H - T - B << "\"/>";
+  const std::vector<double> xt = ticks(x0, x1);
+  for (double t : xt) {
     s << "<line class=\"grid\" x1=\"" << X(t) << "\" x2=\"" << X(t) << "\" y1=\"" << T << "\" y2=\""
       << H - B << "\"/><text class=\"tick\" x=\"" << X(t) << "\" y=\"" << H - B + 16
-      << "\" text-anchor=\"middle\">" << fixed(t * 100, t * 100 == std::round(t * 100) ? 0 : 1)
-      << "</text>";
+      << "\" text-anchor=\"middle\">" << percent_tick(t, xt) << "</text>";
   }
   if (!fy.empty()) {
-    for (double t : ticks(y0, y1)) {
+    const std::vector<double> yt = ticks(y0, y1);
+    for (double t : yt) {
       s << "<line class=\"grid\" x1=\"" << L << "\" x2=\"" << W - R << "\" y1=\"" << Y(t)
         << "\" y2=\"" << Y(t) << "\"/><text class=\"tick\" x=\"" << L - 6 << "\" y=\"" << Y(t) + 4
-        << "\" text-anchor=\"end\">" << fixed(t * 100, t * 100 == std::round(t * 100) ? 0 : 1)
-        << "</text>";
+        << "\" text-anchor=\"end\">" << percent_tick(t, yt) << "</text>";
     }
   }
   s << "<text class=\"axis\" x=\"" << L + (W - L - R) / 2 << "\" y=\"" << H - 14
@@ -181,8 +189,9 @@ std::string scatter_svg(const json& report) {
     double slope = sxy / sxx;
     double lo = *std::min_element(px.begin(), px.end());
     double hi = *std::max_element(px.begin(), px.end());
-    s << "<line class=\"fit\" x1=\"" << X(lo) << "\" y1=\"" << Y(my + slope * (lo - mx))
-      << "\" x2=\"" << X(hi) << "\" y2=\"" << Y(my + slope * (hi - mx)) << "\"/>";
+    s << "<line class=\"fit\" clip-path=\"url(#plot-area)\" x1=\"" << X(lo) << "\" y1=\""
+      << Y(my + slope * (lo - mx)) << "\" x2=\"" << X(hi) << "\" y2=\"" << Y(my + slope * (hi - mx))
+      << "\"/>";
   }
   for (const auto& [x, id] : rug) {
     s << "<line class=\"rug\" data-id=\"" << esc(id) << "\" x1=\"" << X(x) << "\" x2=\"" << X(x)
