@@ -103,8 +103,8 @@ def bootstrap_difference(a: list[float | None], b: list[float | None]) -> dict:
 
 
 def intervals_overlap(a: dict, b: dict) -> bool | None:
-    if a.get("lo") is None or b.get("lo") is None:
-        return None
+    if a.get("lo") is None or b.get("lo") is None or a["n"] < 2 or b["n"] < 2:
+        return None  # one seed has no interval
     return not (a["hi"] < b["lo"] or b["hi"] < a["lo"])
 
 

@@ -24,6 +24,7 @@ import json
 import os
 import platform
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -74,6 +75,7 @@ class Tier:
     spaces: list[SpacePlan]
     full_seeds: int = 1  # full-data seeds; a second one measures the full data's own noise
     methods: tuple[str, ...] = METHODS
+    priority_seeds: int = 3  # seeds that every space gets before any space gets more
     publish: bool = True  # results and full-data cache in benchmarks/results (else the run folder)
 
     @staticmethod
@@ -89,16 +91,16 @@ TIERS = {
     "cpu": Tier(
         dataset="fashion-mnist",
         data_roots=["data/fashion-mnist", "/usr/share/datasets/fashion-mnist"],
-        max_train=10000,
-        max_test=2000,
+        max_train=5000,
+        max_test=1000,
         threads=2,
         device="cpu",
         spaces=[
             SpacePlan(
-                "search_spaces/bench_fmnist_size.yaml", 5, PAPER_RATIOS, {"paper": 1, "long": 4}
+                "search_spaces/bench_fmnist_size.yaml", 5, PAPER_RATIOS, {"paper": 1, "long": 3}
             ),
             SpacePlan(
-                "search_spaces/bench_fmnist_close.yaml", 5, PAPER_RATIOS, {"paper": 1, "long": 4}
+                "search_spaces/bench_fmnist_close.yaml", 5, PAPER_RATIOS, {"paper": 1, "long": 3}
             ),
         ],
         full_seeds=2,
@@ -184,15 +186,20 @@ def find_binary(explicit: str | None) -> Path:
 def run_json_lines(argv: list[str]) -> tuple[list[dict], float]:
     """Runs a command (argv list, no shell); returns its JSON stdout lines and wall seconds."""
     start = time.monotonic()
-    proc = subprocess.run(argv, capture_output=True, text=True)
+    with subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as proc:
+        try:
+            stdout, stderr = proc.communicate()
+        except BaseException:
+            proc.kill()  # interrupted: the child must not outlive the benchmark
+            raise
     wall = time.monotonic() - start
     if proc.returncode != 0:
         raise RuntimeError(
             f"command failed with exit code {proc.returncode}: {' '.join(argv)}\n"
-            f"stderr: {proc.stderr[-3000:]}\nstdout: {proc.stdout[-1000:]}"
+            f"stderr: {stderr[-3000:]}\nstdout: {stdout[-1000:]}"
         )
     rows = []
-    for line in proc.stdout.splitlines():
+    for line in stdout.splitlines():
         if line.startswith("{"):
             try:
                 rows.append(json.loads(line))
@@ -252,6 +259,7 @@ class Runner:
         self.log_path = run_dir / "events.jsonl"
         self.gen_path = run_dir / "generate.jsonl"
         self.block_seconds: dict[tuple[str, str], float] = {}
+        self.block_total: dict[str, float] = {}
 
     def _data_root(self) -> str:
         for r in self.tier.data_roots:
@@ -497,20 +505,43 @@ class Runner:
             plan_path.write_text(json.dumps(plan_doc, indent=2) + "\n")
         for plan in self.tier.spaces:
             self.ensure_full(plan, 0)
-        for seed in range(max(p.seeds for p in self.tier.spaces)):
-            for plan in self.tier.spaces:
-                if seed >= plan.seeds:
-                    continue
-                start = time.monotonic()
-                log(f"{Path(plan.space).stem} seed {seed}")
-                ok = self.block(plan, seed)
+        # Seeds below priority_seeds run for every space first (interleaved), the rest space by
+        # space: a deadline then cuts seeds from the last space, never a space entirely.
+        order = [
+            (seed, plan)
+            for seed in range(self.tier.priority_seeds)
+            for plan in self.tier.spaces
+            if seed < plan.seeds
+        ]
+        order += [
+            (seed, plan)
+            for plan in self.tier.spaces
+            for seed in range(self.tier.priority_seeds, plan.seeds)
+        ]
+        for seed, plan in order:
+            estimate = self.block_total.get(plan.space)
+            if not self.fits(estimate):
+                log(f"skip {Path(plan.space).stem} seed {seed}: would pass the deadline")
                 self.event(
-                    kind="block",
+                    kind="skipped",
                     space=plan.space,
                     seed=seed,
-                    complete=ok,
-                    wall_s=time.monotonic() - start,
+                    length="all",
+                    reason="deadline",
+                    estimate_s=estimate,
                 )
+                continue
+            start = time.monotonic()
+            log(f"{Path(plan.space).stem} seed {seed}")
+            ok = self.block(plan, seed)
+            self.block_total[plan.space] = time.monotonic() - start
+            self.event(
+                kind="block",
+                space=plan.space,
+                seed=seed,
+                complete=ok,
+                wall_s=time.monotonic() - start,
+            )
         # Extra full-data seeds measure how much the full data's own ranking moves: the
         # ceiling any proxy can reach. Lowest priority, so they run last.
         for seed in range(1, self.tier.full_seeds):
@@ -888,6 +919,11 @@ def plot_space(res: dict, path: Path) -> None:
     vlines = [(res["full_search_seconds"], "full-data search")]
     if res["probe_seconds"]:
         vlines.append((res["probe_seconds"] + res["feature_seconds"], "probes alone"))
+    hlines = []
+    if "full_noise" in res and res["full_noise"]["metrics"]["all"]["kendall"] is not None:
+        hlines.append(
+            (res["full_noise"]["metrics"]["all"]["kendall"], "full data, seed 1 vs seed 0")
+        )
     path.write_text(
         svg.scatter(
             f"{Path(res['space']).stem}: Kendall tau vs total search cost (probes counted)",
@@ -895,6 +931,7 @@ def plot_space(res: dict, path: Path) -> None:
             "end-to-end search cost (seconds of training, log scale)",
             "Kendall tau, all candidates (95% CI over seeds)",
             vlines,
+            hlines,
         )
     )
 
@@ -1000,13 +1037,8 @@ def readme_table(doc: dict) -> str:
             elif analysis.intervals_overlap(o["kendall_all"], q["kendall_all"]) is False:
                 better = "ours" if to > tr else "**random**"
             else:
-                better = (
-                    "ours (CIs overlap)"
-                    if to > tr
-                    else "**random** (CIs overlap)"
-                    if tr > to
-                    else "tie"
-                )
+                why = "CIs overlap" if len(r["seeds"]) > 1 else "one seed"
+                better = f"ours ({why})" if to > tr else f"**random** ({why})" if tr > to else "tie"
             lines.append(
                 f"| {Path(s['space']).stem} | {100 * r['ratio']:g}% | {r['length']} "
                 f"| {len(r['seeds'])} | {fmt_ci(o['kendall_all'], 2)} "
@@ -1021,8 +1053,8 @@ def readme_table(doc: dict) -> str:
 def run_report(
     run_dir: Path, plan: SpacePlan, res: dict, binary: Path, out_dir: Path, tier_name: str
 ) -> dict:
-    """`dataproxy report` on one proxy (ours at the paper's 5%, or the smallest ratio run,
-    seed 0, paper length), its records carrying the full-data accuracies as spot checks."""
+    """`dataproxy report` on one proxy (ours at 5%, or the ratio nearest to it; paper length;
+    the first seed) together with the full-data records, which it reads as spot checks."""
     rows = [r for r in res["rows"] if r["method"] == "ours"]
     if not rows:
         return {"skipped": "no ours rows"}
@@ -1039,16 +1071,13 @@ def run_report(
         and r["extra"]["train_seed"] == seed
     ]
     recs = list(latest_by(recs, lambda r: r["config_id"]).values())
-    full = dict(zip(res["configs"], res["full_accuracy"]))
-    secs = dict(zip(res["configs"], res["full_train_seconds"]))
+    full_recs = read_jsonl(REPO / res["full_dir"] / "results.jsonl")
     exp = run_dir / "report_input" / stem
     exp.mkdir(parents=True, exist_ok=True)
+    # The proxy's records and the full-data records as they are: the report merges them by
+    # configuration, the full-data ones being spot checks.
     with (exp / "results.jsonl").open("w") as f:
-        for r in recs:
-            r = dict(r)
-            r["full_accuracy"] = full[r["config_id"]]
-            r["full_seconds"] = secs[r["config_id"]]
-            r["spot_check"] = True
+        for r in recs + full_recs:
             f.write(json.dumps(r) + "\n")
     manifest = recs[0]["extra"]["manifest"] if recs else None
     target = out_dir / f"ranking_{tier_name}_{stem}_report"
@@ -1122,6 +1151,8 @@ def unpack_data(parts: Path, root: Path) -> None:
 
 
 def main() -> None:
+    # SIGTERM ends the benchmark like Ctrl-C, so that the running child is killed with it.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     sub = ap.add_subparsers(dest="command", required=True)
     r = sub.add_parser("run", help="run a tier, then analyse it")
@@ -1131,6 +1162,7 @@ def main() -> None:
     r.add_argument("--data-root", help="dataset folder when the tier's default is missing")
     r.add_argument("--deadline", help="HH:MM UTC: start nothing that would end later")
     r.add_argument("--seeds", type=int, help="override the seeds of every space")
+    r.add_argument("--threads", type=int, help="override the tier's CPU threads")
     r.add_argument("--spaces", help="comma-separated YAML stems to run (default: the tier's)")
     r.add_argument("--no-report", action="store_true", help="skip `dataproxy report`")
     a = sub.add_parser("analyse", help="tables, plot and report from a run folder")
@@ -1158,6 +1190,8 @@ def main() -> None:
         return
 
     tier = TIERS[args.tier]
+    if args.threads is not None:
+        tier.threads = args.threads
     if args.seeds is not None:
         for plan in tier.spaces:
             plan.seeds = args.seeds

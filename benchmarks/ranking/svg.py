@@ -21,10 +21,10 @@ def _ticks_log(lo: float, hi: float) -> list[float]:
 
 def _fmt_seconds(s: float) -> str:
     if s >= 3600:
-        return f"{s / 3600:g} h"
+        return f"{s / 3600:.3g} h"
     if s >= 60:
-        return f"{s / 60:g} min"
-    return f"{s:g} s"
+        return f"{s / 60:.3g} min"
+    return f"{s:.3g} s"
 
 
 def scatter(
@@ -33,6 +33,7 @@ def scatter(
     x_label: str,
     y_label: str,
     vlines: list[tuple[float, str]] = (),
+    hlines: list[tuple[float, str]] = (),
     y_range: tuple[float, float] = (-0.2, 1.0),
 ) -> str:
     """A log-x scatter with error bars.
@@ -98,6 +99,13 @@ def scatter(
             f'<text x="{x - 4:.1f}" y="{TOP + 14}" text-anchor="end" fill="#555">'
             f"{escape(label)}</text>"
         )
+    for value, label in hlines:
+        py = sy(value)
+        out.append(
+            f'<line x1="{LEFT}" y1="{py:.1f}" x2="{LEFT + plot_w}" y2="{py:.1f}" stroke="#2ca02c" '
+            'stroke-dasharray="6,3"/>'
+        )
+        out.append(f'<text x="{LEFT + 6}" y="{py - 4:.1f}" fill="#2ca02c">{escape(label)}</text>')
     out.append(
         f'<text x="{LEFT + plot_w / 2}" y="{HEIGHT - 18}" text-anchor="middle">'
         f"{escape(x_label)}</text>"
