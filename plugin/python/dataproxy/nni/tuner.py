@@ -37,6 +37,7 @@ import json
 import logging
 import os
 import subprocess
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -201,6 +202,9 @@ class DataProxyTuner(Tuner):
         #: configuration keys with a full-data accuracy, or one on its way
         self._spot_keys: set[str] = set()
         self._report_missing = False
+        self._report_lock = threading.Lock()
+        self._report_thread: threading.Thread | None = None
+        self._report_dirty = False
         self.generations = 0
 
     # -- proxy stage ----------------------------------------------------------------------
@@ -345,7 +349,7 @@ class DataProxyTuner(Tuner):
         if parameter_id in self._inner_ids:
             self.inner.receive_trial_result(parameter_id, params, value, **kwargs)
         if self.report:
-            self._regenerate_report()
+            self._request_report()
 
     def trial_end(self, parameter_id: int, success: bool, **kwargs: Any) -> None:
         if parameter_id in self._inner_ids:
@@ -369,6 +373,10 @@ class DataProxyTuner(Tuner):
         self.inner.save_checkpoint()
 
     def _on_exit(self) -> None:
+        with self._report_lock:
+            thread = self._report_thread
+        if thread is not None:
+            thread.join(timeout=300)
         if self.report:
             self._regenerate_report()
         self.inner._on_exit()
@@ -377,6 +385,29 @@ class DataProxyTuner(Tuner):
         self.inner._on_error()
 
     # -- report ---------------------------------------------------------------------------
+
+    def _request_report(self) -> None:
+        # In the background: the dispatcher must not wait for the report to hand out trials.
+        with self._report_lock:
+            self._report_dirty = True
+            if self._report_thread is not None:
+                return
+            self._report_thread = threading.Thread(
+                target=self._report_worker, name="dataproxy-report", daemon=True
+            )
+            self._report_thread.start()
+
+    def _report_worker(self) -> None:
+        while True:
+            with self._report_lock:
+                if not self._report_dirty:
+                    self._report_thread = None
+                    return
+                self._report_dirty = False
+            try:
+                self._regenerate_report()
+            except Exception:  # a report must never stop the search
+                _logger.exception("dataproxy: report failed")
 
     def _regenerate_report(self) -> None:
         if self._report_missing or self.manifest is None:
