@@ -65,7 +65,7 @@ DatasetInfo info(const std::string& name) {
   if (name == "fashion-mnist") return {"fashion-mnist", &fashion_mnist_md5()};
   std::ostringstream known;
   for (const auto& n : fetchable_dataset_names()) known << " " << n;
-  throw InvalidInput("fetch-data: unknown dataset '" + name + "'; fetchable:" + known.str() +
+  throw InvalidInput("unknown dataset '" + name + "'; fetchable:" + known.str() +
                      " (CIFAR-100 cannot be fetched here: place cifar-100-binary/ under the "
                      "root yourself)");
 }
@@ -391,11 +391,11 @@ fs::path fetch_fashion_mnist(const FetchOptions& options, const fs::path& dest, 
   const auto& src = options.fashion_mnist_source;
   for (const auto& entry : fashion_mnist_md5()) {
     std::error_code ec;
-    DATAPROXY_CHECK(
-        fs::exists(src / (entry.first + ".gz"), ec), RuntimeFailure,
-        (src / (entry.first + ".gz")).string()
-            << " not found: install Debian's package with `apt-get install "
-               "dataset-fashion-mnist` (or pass the folder that holds the four .gz files)");
+    DATAPROXY_CHECK(fs::exists(src / (entry.first + ".gz"), ec), RuntimeFailure,
+                    (src / (entry.first + ".gz")).string()
+                        << " not found: install Debian's package with `apt-get install "
+                           "dataset-fashion-mnist` (or point the source folder, fetch-data "
+                           "--source, at the four .gz files)");
   }
   for (const auto& [file, md5] : fashion_mnist_md5()) {
     progress.line("decompressing " + file + ".gz");
