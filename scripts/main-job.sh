@@ -3,15 +3,16 @@
 # slice of Fashion-MNIST, ending with the report. A few minutes on 2 CPU cores.
 #   1. `dataproxy generate`: probes on the slice, then a 10% proxy (cached: a rerun reuses it);
 #   2. 12 Optuna trials (TPE, median pruner), each training a resnet_tiny candidate on the
-#      proxy with the C++ trial runner; about a quarter also train on the full slice (spot
-#      checks) for the proxy-vs-full rank correlation;
+#      proxy with the C++ trial runner; the first 3 also train on the full slice (spot checks,
+#      never pruned), which with the 2 probes gives the proxy-vs-full rank correlation;
 #   3. `dataproxy report`: report.json and report.html in the experiment folder.
 # Each run starts a fresh experiment in $EXPERIMENT (the proxy cache is kept).
 # Settings (environment):
 #   BUILD_DIR=build            where scripts/setup.sh built the programs
 #   DATA_ROOT=data             datasets (scripts/setup.sh fetches Fashion-MNIST there)
 #   EXPERIMENT=experiments/main-job
-#   N_TRIALS=12 EPOCHS=2 MAX_TRAIN=4000 MAX_TEST=1000 RATIO=0.1 THREADS=$(nproc)
+#   N_TRIALS=12 EPOCHS=4 PROBE_EPOCHS=2 MAX_TRAIN=4000 MAX_TEST=1000 RATIO=0.1
+#   THREADS=$(nproc)
 # Extra arguments go to dataproxy-optuna (see `.venv/bin/dataproxy-optuna --help`).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -40,13 +41,13 @@ exec "$PYTHON" -m dataproxy.optuna \
   --max-test "${MAX_TEST:-1000}" \
   --ratio "${RATIO:-0.1}" \
   --method ours \
-  --probe-epochs "${EPOCHS:-2}" \
+  --probe-epochs "${PROBE_EPOCHS:-2}" \
   --n-trials "${N_TRIALS:-12}" \
-  --epochs "${EPOCHS:-2}" \
+  --epochs "${EPOCHS:-4}" \
   --sampler tpe \
   --pruner median \
-  --spot-check-fraction 0.25 \
-  --spot-check-first 2 \
+  --spot-check-fraction 0 \
+  --spot-check-first 3 \
   --experiment "$EXPERIMENT" \
   --study-name main-job \
   --threads "${THREADS:-$(nproc)}" \

@@ -240,3 +240,25 @@ def test_a_spot_check_is_not_answered_by_a_twin_without_full_accuracy(tmp_path):
     # Trial 2 is a spot check; its twin (trial 1) has no full accuracy, so it trains.
     assert "duplicate_of" not in study.trials[2].user_attrs
     assert study.trials[2].user_attrs["full_accuracy"] is not None
+
+
+def test_a_spot_check_is_never_pruned_and_a_pruned_twin_prunes_at_once(tmp_path):
+    pidfile = tmp_path / "pids"
+    objective = make_objective(
+        tmp_path, env={"FAKE_PIDFILE": str(pidfile)}, spot=SpotCheckPolicy(first=1)
+    )
+    study = optuna.create_study(direction="maximize", pruner=_PruneAtFirstReport())
+    for params in ({"B": 4, "K": 3}, {"B": 8, "K": 5}, {"B": 8, "K": 5}):
+        study.enqueue_trial(params)
+    study.optimize(objective, n_trials=3)
+    spot, pruned, twin = study.trials
+    assert spot.state == TrialState.COMPLETE and spot.user_attrs["spot_check"] is True
+    assert pruned.state == TrialState.PRUNED
+    assert twin.state == TrialState.PRUNED and twin.user_attrs["duplicate_of"] == 1
+    assert twin.intermediate_values == pruned.intermediate_values
+    assert len(pidfile.read_text().split()) == 2
+
+
+class _PruneAtFirstReport(optuna.pruners.BasePruner):
+    def prune(self, study, trial) -> bool:
+        return bool(trial.intermediate_values)

@@ -7,7 +7,9 @@
 Per trial: the parameters are drawn with trial.suggest_categorical; the runner trains the
 candidate on the proxy (and on the full data for spot checks), printing one JSON line per epoch;
 each proxy epoch's test accuracy goes to trial.report, and when the pruner says so the runner
-is asked to stop (SIGINT), waited for, and the trial ends PRUNED. The returned value is the
+is asked to stop (SIGINT), waited for, and the trial ends PRUNED (spot checks are never pruned:
+they measure the proxy). A configuration the sampler repeats is not trained again: the earlier
+trial's result stands (reuse_duplicates). The returned value is the
 proxy accuracy; user_attrs hold proxy_accuracy, full_accuracy, spot_check, manifest_key and
 the running rank correlation. A runner that fails raises RunnerFailed after storing its exit
 code and stderr tail in user_attrs (so `catch=(RunnerFailed,)` records FAIL and goes on).
@@ -155,12 +157,19 @@ class DataProxyObjective:
         spot = bool(self.spot_check.should_check(trial.number))
         trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
         if self.reuse_duplicates:
-            previous = self._completed_twin(trial, params, spot)
+            previous = self._twin(trial, params, spot)
             if previous is not None:
                 for key, value in previous.user_attrs.items():
                     if key not in _OWN_ATTRS:
                         trial.set_user_attr(key, value)
                 trial.set_user_attr("duplicate_of", previous.number)
+                if previous.state == optuna.trial.TrialState.PRUNED:
+                    # Same parameters, same seed: the same curve, so the same verdict.
+                    for step, value in sorted(previous.intermediate_values.items()):
+                        trial.report(value, step)
+                    raise optuna.TrialPruned(
+                        f"same configuration as pruned trial {previous.number}"
+                    )
                 return float(previous.value)
         trial.set_user_attr("spot_check", spot)
         if self.manifest_key:
@@ -186,7 +195,8 @@ class DataProxyObjective:
                     proxy_epochs += 1
                     step = int(event.get("epoch", proxy_epochs))
                     trial.report(float(accuracy), step)
-                    if trial.should_prune():
+                    # A spot check is a measurement of the proxy itself: it runs to the end.
+                    if not spot and trial.should_prune():
                         code = child.stop(self.options.stop_timeout, signal.SIGINT)
                         trial.set_user_attr("runner_exit_code", code)
                         trial.set_user_attr("pruned_at_epoch", step)
@@ -222,17 +232,23 @@ class DataProxyObjective:
         return float(proxy)
 
     @staticmethod
-    def _completed_twin(
+    def _twin(
         trial: optuna.Trial, params: dict[str, Any], spot: bool
     ) -> optuna.trial.FrozenTrial | None:
-        """A complete trial with the same parameters (and a full accuracy if `spot`)."""
-        done = trial.study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
-        for t in done:
-            if t.params == params and t.value is not None:
-                if spot and t.user_attrs.get("full_accuracy") is None:
-                    continue
-                return t
-        return None
+        """An earlier trial with the same parameters whose result stands for this one: a
+        complete one (with a full accuracy when this trial is a spot check), else, unless this
+        is a spot check, a pruned one."""
+        states = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
+        pruned = None
+        for t in trial.study.get_trials(deepcopy=False, states=states):
+            if t.params != params:
+                continue
+            if t.state == optuna.trial.TrialState.COMPLETE and t.value is not None:
+                if not spot or t.user_attrs.get("full_accuracy") is not None:
+                    return t
+            elif t.state == optuna.trial.TrialState.PRUNED and pruned is None:
+                pruned = t
+        return None if spot else pruned
 
     def _failure(
         self, trial: optuna.Trial, code: int, final: dict[str, Any] | None, tail: str
