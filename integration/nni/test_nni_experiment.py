@@ -136,29 +136,44 @@ def experiment(tmp_path: Path):
     home.mkdir()
     env = {**os.environ, "HOME": str(home), "PATH": f"{VENV_BIN}:{os.environ.get('PATH', '')}"}
     config = write_config(tmp_path, data)
-    for _ in range(3):
-        port = free_port()
-        created = subprocess.run(
-            [sys.executable, "-c", PATIENT_NNICTL, "create", "--config", str(config)]
-            + ["--port", str(port)],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=180,
-        )
-        if created.returncode == 0:
-            break
+    ports = []
     try:
+        for _ in range(5):
+            port = free_port()
+            ports.append(port)
+            created = subprocess.run(
+                [sys.executable, "-c", PATIENT_NNICTL, "create", "--config", str(config)]
+                + ["--port", str(port)],
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=180,
+            )
+            if created.returncode == 0 and tuner_connected(port):
+                break
         assert created.returncode == 0, created.stdout + created.stderr
         yield port, tmp_path
     finally:
-        subprocess.run(
-            [str(NNICTL), "stop", "--port", str(port)],
-            env=env,
-            capture_output=True,
-            timeout=120,
-        )
+        for port in ports:
+            subprocess.run(
+                [str(NNICTL), "stop", "--port", str(port)],
+                env=env,
+                capture_output=True,
+                timeout=120,
+            )
         shutil.rmtree(tmp_path / "nni-experiments", ignore_errors=True)
+
+
+def tuner_connected(port: int) -> bool:
+    """False when NNI gave up on the tuner's start (it allows 10 s, which a loaded machine can
+    miss before our code runs at all); then the experiment is started again."""
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        status = get(port, "/check-status")
+        if status["status"] == "ERROR":
+            return not any("did not connect" in e for e in status.get("errors", []))
+        time.sleep(1)
+    return True
 
 
 def wait_done(port: int) -> dict:

@@ -13,7 +13,6 @@ import json
 import os
 import queue
 import signal
-import struct
 import subprocess
 import threading
 import time
@@ -302,8 +301,6 @@ def trained_args(manifest: Path, data: Path) -> list[str]:
         str(data),
         "--manifest",
         str(manifest),
-        "--epochs",
-        "1",
         "--threads",
         "1",
         "--report",
@@ -321,7 +318,7 @@ def read_store(folder: Path) -> list[dict]:
 def test_standalone_trial_and_spot_check(proxy, tmp_path):
     manifest, data = proxy
     results = tmp_path / "results"
-    args = [*trained_args(manifest, data), "--results", str(results)]
+    args = [*trained_args(manifest, data), "--results", str(results), "--epochs", "1"]
     first = run_trial([*args, "--params", json.dumps(GOOD), "--trial-id", "t1"])
     assert first.returncode == 0, first.stderr
     evs = events(first.stdout)
@@ -378,26 +375,29 @@ def test_nni_trial_over_http(proxy, tmp_path, fake_nni):
     assert records[0]["framework"] == "nni"
 
 
-def write_idx(folder: Path, n: int, seed: int) -> None:
-    import random
-
-    rng = random.Random(seed)
+def foreign_copy(data: Path, folder: Path) -> None:
+    """Fashion-MNIST with the official sizes but other pixels in the first images."""
+    source = data / "fashion-mnist" if (data / "fashion-mnist").is_dir() else data
     folder.mkdir(parents=True, exist_ok=True)
-    for prefix, count in (("train", n), ("t10k", n // 2)):
-        images = bytes(rng.randrange(256) for _ in range(count * 28 * 28))
-        labels = bytes(rng.randrange(10) for _ in range(count))
-        with gzip.open(folder / f"{prefix}-images-idx3-ubyte.gz", "wb") as f:
-            f.write(struct.pack(">IIII", 0x803, count, 28, 28) + images)
-        with gzip.open(folder / f"{prefix}-labels-idx1-ubyte.gz", "wb") as f:
-            f.write(struct.pack(">II", 0x801, count) + labels)
+    for path in source.glob("*-ubyte*"):
+        raw = path.read_bytes()
+        if path.suffix == ".gz":
+            raw = gzip.decompress(raw)
+        name = path.name.removesuffix(".gz")
+        if name.startswith("train-images"):
+            pixels = bytearray(raw)
+            for i in range(16, 16 + 28 * 28 * 10):
+                pixels[i] = 255 - pixels[i]
+            raw = bytes(pixels)
+        (folder / name).write_bytes(raw)
 
 
 def test_foreign_data_is_refused(proxy, tmp_path):
-    manifest, _ = proxy
+    manifest, data = proxy
     foreign = tmp_path / "foreign"
-    write_idx(foreign / "fashion-mnist", 600, seed=1)
+    foreign_copy(data, foreign / "fashion-mnist")
     results = tmp_path / "results"
-    args = [*trained_args(manifest, foreign), "--results", str(results)]
+    args = [*trained_args(manifest, foreign), "--results", str(results), "--epochs", "1"]
     result = run_trial([*args, "--params", json.dumps(GOOD)])
     assert_error(result, 2, "fingerprint")
 
