@@ -286,6 +286,7 @@ class Runner:
 
     def event(self, **kw) -> None:
         kw["time"] = now_utc()
+        kw["load_average"] = os.getloadavg()  # other work on the machine distorts the costs
         append_jsonl(self.log_path, kw)
 
     def fits(self, estimate: float | None) -> bool:
