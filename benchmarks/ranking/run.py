@@ -1057,6 +1057,14 @@ def analyse(run_dir: Path, out_dir: Path, binary: Path | None, report: bool) -> 
     )
     md.append("")
     events = read_jsonl(run_dir / "events.jsonl")
+    loads = [e["load_average"][0] for e in events if e.get("load_average")]
+    if loads:
+        md.append(
+            f"Machine load (1-minute average at each step): mean {sum(loads) / len(loads):.1f}, "
+            f"max {max(loads):.1f} on {plan_doc['machine']['cores']} cores; costs are honest only "
+            "when this stays near the benchmark's own thread count."
+        )
+        md.append("")
     skipped = [e for e in events if e.get("kind") == "skipped"]
     if skipped:
         md.append(
