@@ -2,7 +2,8 @@
 # The README's main job: an Optuna search through the data proxy, on SQLite, over a small real
 # slice of Fashion-MNIST, ending with the report. A few minutes on 2 CPU cores.
 #   1. `dataproxy generate`: probes on the slice, then a 10% proxy (cached: a rerun reuses it);
-#   2. 12 Optuna trials (TPE, median pruner), each training a resnet_tiny candidate on the
+#   2. 12 Optuna trials (grid sampler: each of resnet_tiny's 12 configurations once, in a
+#      seeded order; median pruner), each training a resnet_tiny candidate on the
 #      proxy with the C++ trial runner; the first 3 also train on the full slice (spot checks,
 #      never pruned), which with the 2 probes gives the proxy-vs-full rank correlation;
 #   3. `dataproxy report`: report.json and report.html in the experiment folder.
@@ -12,7 +13,7 @@
 #   DATA_ROOT=data             datasets (scripts/setup.sh fetches Fashion-MNIST there)
 #   EXPERIMENT=experiments/main-job
 #   N_TRIALS=12 EPOCHS=4 PROBE_EPOCHS=2 MAX_TRAIN=4000 MAX_TEST=1000 RATIO=0.1
-#   THREADS=$(nproc)
+#   THREADS=$(nproc) SAMPLER=grid (or tpe, random)
 # Extra arguments go to dataproxy-optuna (see `.venv/bin/dataproxy-optuna --help`).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -44,7 +45,7 @@ exec "$PYTHON" -m dataproxy.optuna \
   --probe-epochs "${PROBE_EPOCHS:-2}" \
   --n-trials "${N_TRIALS:-12}" \
   --epochs "${EPOCHS:-4}" \
-  --sampler tpe \
+  --sampler "${SAMPLER:-grid}" \
   --pruner median \
   --spot-check-fraction 0 \
   --spot-check-first 3 \
