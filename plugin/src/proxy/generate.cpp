@@ -62,6 +62,12 @@ GenerateResult generate_proxy(const ProxyOptions& options, Reporter& reporter) {
   DATAPROXY_CHECK(!options.dataset.empty(), InvalidInput,
                   "no dataset given; pass --dataset (one of the names `dataproxy fetch-data` "
                   "knows, e.g. cifar10)");
+  // Refuse bad options before the (slow) data load.
+  make_selection_method(options.method, options.ours);
+  DATAPROXY_CHECK(options.ratio > 0 && options.ratio <= 1, InvalidInput,
+                  "ratio " << options.ratio
+                           << " is outside (0, 1]: give the fraction of the training set to "
+                              "keep, e.g. --ratio 0.1 for 10%");
   reporter.progress("load data", 0, 1);
   DatasetSplits data = load_dataset(options.dataset, options.data_root, options.load_options);
   reporter.progress("load data", 1, 1);
