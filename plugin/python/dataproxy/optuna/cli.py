@@ -85,7 +85,12 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="storage URL (default sqlite:///<experiment>/study.db); postgresql://... to share",
     )
-    g.add_argument("--workers", type=int, default=d.workers, help="local worker processes")
+    g.add_argument(
+        "--workers",
+        type=int,
+        default=d.workers,
+        help="local worker processes (fine on SQLite for a few; PostgreSQL for many)",
+    )
     g.add_argument(
         "--rerun-duplicates",
         action="store_true",

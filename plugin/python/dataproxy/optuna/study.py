@@ -5,6 +5,11 @@ until the study holds `n_trials` finished (COMPLETE or PRUNED) trials. Several w
 machine (`workers > 1`) or on many (the same command, one shared `postgresql://` storage) share
 one study. Heartbeats mark the trial of a worker that died as FAIL, and a retry of it is queued
 for the others.
+
+SQLite with a few local workers is supported (a writer waits up to 60 s for the file's lock;
+trials write rarely); for many workers, or workers on several machines, use PostgreSQL.
+`n_trials` counts the study's finished trials, so a rerun continues a study up to it; with
+several workers, two that start their last trials at the same instant can add one extra trial.
 """
 
 from __future__ import annotations
