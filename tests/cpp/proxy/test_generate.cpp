@@ -293,9 +293,13 @@ void write_idx(const fs::path& dir, const std::string& prefix, const Dataset& d)
 }
 
 TEST_F(Generate, ConcurrentCommandsBuildOnce) {
+#ifdef DATAPROXY_CLI_PATH
+  const fs::path exe = DATAPROXY_CLI_PATH;
+#else
   const char* bin = std::getenv("DATAPROXY_BINARY_DIR");
   const fs::path exe = fs::path(bin ? bin : "") / "plugin" / "cli" / "dataproxy";
-  if (!bin || !fs::exists(exe)) GTEST_SKIP() << "dataproxy binary not built at " << exe;
+#endif
+  if (!fs::exists(exe)) GTEST_SKIP() << "dataproxy binary not built at " << exe;
   const fs::path data_root = root_ / "data" / "fashion-mnist";
   write_idx(data_root, "train", data_.train);
   write_idx(data_root, "t10k", data_.test);
