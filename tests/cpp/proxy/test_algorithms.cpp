@@ -149,8 +149,7 @@ TEST_F(ProxyAlgorithms, LabelReductionKeepsTheMostImportantClasses) {
   EXPECT_THROW(reduce_labels(imp, labels, 10, 0.0, 0), InvalidInput);
 }
 
-TEST_F(ProxyAlgorithms, ProbeChoiceByMacsNeedsOnlyCosts) {
-  // Covered end to end in test_generate; here only the refusal of a bad method name.
+TEST_F(ProxyAlgorithms, UnknownMethodAndZeroWeightAreRefused) {
   EXPECT_THROW(make_selection_method("nope", OursOptions{}), InvalidInput);
   OursOptions bad;
   bad.weights.c2 = 0;

@@ -156,6 +156,25 @@ TEST_F(Generate, OursBuildsAnExactSeededProxyAndCachesIt) {
   EXPECT_EQ(rebuilt.manifest.key, m.key);
 }
 
+TEST_F(Generate, ProbesAreChosenByMacs) {
+  SearchSpace space = SearchSpace::load(space_path_);
+  const InputShape input{1, 8, 8};
+  MacsProbeChooser chooser;
+  std::vector<int64_t> macs;
+  for (const Config& c : space.enumerate()) macs.push_back(model_cost(space, c, input, 4).macs);
+  std::sort(macs.begin(), macs.end());
+  std::vector<Config> two = chooser.choose(space, input, 4, 2);
+  ASSERT_EQ(two.size(), 2u);
+  EXPECT_EQ(model_cost(space, two[0], input, 4).macs, macs.front());
+  EXPECT_EQ(model_cost(space, two[1], input, 4).macs, macs.back());
+  std::vector<Config> all = chooser.choose(space, input, 4, 4);
+  for (std::size_t i = 0; i < all.size(); ++i) {
+    EXPECT_EQ(model_cost(space, all[i], input, 4).macs, macs[i]) << i;
+  }
+  EXPECT_THROW(chooser.choose(space, input, 4, 5), InvalidInput);
+  EXPECT_THROW(chooser.choose(space, input, 4, 1), InvalidInput);
+}
+
 TEST_F(Generate, BaselinesNeedNoProbes) {
   for (const char* method : {"random", "stratified"}) {
     GenerateResult r = run(options(method, 0.25));
