@@ -42,5 +42,5 @@ function(dataproxy_test name)
   dataproxy_use_pch(${name})
   gtest_discover_tests(${name} DISCOVERY_TIMEOUT 60
     PROPERTIES LABELS "${ARG_LABELS}"
-    ENVIRONMENT "DATAPROXY_SOURCE_DIR=${PROJECT_SOURCE_DIR};DATAPROXY_BINARY_DIR=${PROJECT_BINARY_DIR}")
+    ENVIRONMENT "DATAPROXY_SOURCE_DIR=${PROJECT_SOURCE_DIR}")
 endfunction()
