@@ -4,6 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BUILD_DIR=${BUILD_DIR:-build}
+export DATAPROXY_BUILD_DIR=${DATAPROXY_BUILD_DIR:-$PWD/$BUILD_DIR}
 status=0
 
 echo "== format (clang-format)"
