@@ -17,10 +17,10 @@ namespace dataproxy {
 
 /// Options for one training run. Zero means "take it from the space's TrainSettings".
 struct TrainOptions {
-  std::string device = "auto";      ///< "auto" (CUDA when present), "cpu", "cuda" or "cuda:N"
-  int threads = 0;                  ///< CPU intra-op threads; 0 = all cores
-  uint64_t seed = 0;                ///< seeds init, shuffling and augmentation
-  int64_t epochs = 0;               ///< 0 = TrainSettings::epochs
+  std::string device = "auto";  ///< "auto" (CUDA when present), "cpu", "cuda" or "cuda:N"
+  int threads = 0;     ///< CPU intra-op threads (process-wide); 0 = all cores this process may use
+  uint64_t seed = 0;   ///< seeds shuffling, augmentation, random layers (weights: seed_everything)
+  int64_t epochs = 0;  ///< 0 = TrainSettings::epochs
   int64_t batch_size = 0;           ///< 0 = TrainSettings::batch_size
   double learning_rate = 0;         ///< 0 = TrainSettings::learning_rate
   bool mixed_precision = true;      ///< bf16 autocast on CUDA; ignored on CPU
