@@ -1305,6 +1305,7 @@ def main() -> None:
     a.add_argument("run_dir")
     a.add_argument("--bin")
     a.add_argument("--no-report", action="store_true")
+    a.add_argument("--out", default=str(RESULTS), help="folder for the tables and plots")
     p = sub.add_parser("pack-data", help="split CIFAR-10 into parts for size-limited uploads")
     p.add_argument("--root", default=str(REPO / "data"))
     p.add_argument("--out", default=str(REPO / "data" / "cifar10-parts"))
@@ -1322,7 +1323,9 @@ def main() -> None:
         return
     binary = find_binary(args.bin)
     if args.command == "analyse":
-        analyse(Path(args.run_dir).resolve(), RESULTS, binary, not args.no_report)
+        out = Path(args.out).resolve()
+        out.mkdir(parents=True, exist_ok=True)
+        analyse(Path(args.run_dir).resolve(), out, binary, not args.no_report)
         return
 
     tier = TIERS[args.tier]

@@ -96,7 +96,7 @@ def scatter(
             'stroke-dasharray="4,3"/>'
         )
         out.append(
-            f'<text x="{x - 4:.1f}" y="{TOP + 14}" text-anchor="end" fill="#555">'
+            f'<text x="{x - 4:.1f}" y="{TOP + plot_h - 6}" text-anchor="end" fill="#555">'
             f"{escape(label)}</text>"
         )
     for value, label in hlines:
