@@ -135,6 +135,20 @@ def test_wrapped_tuner_never_sees_the_reserved_key(tmp_path, fake_dataproxy):
     assert seen and RESERVED_KEY not in seen[0]
 
 
+def test_trial_end_before_its_final_result_reaches_tpe_in_order(tmp_path, fake_dataproxy):
+    # Seen with real nnictl: the end of a trial arrived before its FINAL metric, and TPE, which
+    # forgets a parameter set at trial_end, then failed on the result (KeyError).
+    program, _ = fake_dataproxy
+    tuner = make_tuner(tmp_path, program, builtin_tuner="TPE")
+    tuner.update_search_space(nni_space())
+    params = tuner.generate_multiple_parameters([0, 1])
+    tuner.trial_end(0, True)
+    tuner.receive_trial_result(0, params[0], {"default": 0.5, "full_accuracy": None})
+    tuner.trial_end(1, False)
+    assert tuner.inner._running_params == {}
+    assert len(tuner.inner._history) > 0
+
+
 def test_fraction_policy_is_seeded_and_spot_checks_a_config_once():
     policy = spot_check.FractionSpotCheck(0.5, seed=3)
     picks = [policy.choose(i, {}) for i in range(200)]

@@ -199,6 +199,11 @@ class DataProxyTuner(Tuner):
         self.builtin_tuner = builtin_tuner
         #: parameter ids the wrapped tuner generated (only these go back to it)
         self._inner_ids: set[int] = set()
+        # NNI can deliver a trial's end before its final metric; built-in tuners such as TPE
+        # forget the parameters at trial_end and then fail on the late result, so a successful
+        # trial's end is passed on only after its result.
+        self._results_seen: set[int] = set()
+        self._ends_pending: dict[int, dict[str, Any]] = {}
         #: configuration keys with a full-data accuracy, or one on its way
         self._spot_keys: set[str] = set()
         self._report_missing = False
@@ -347,13 +352,21 @@ class DataProxyTuner(Tuner):
             metric.get("n_spot_checks"),
         )
         if parameter_id in self._inner_ids:
+            self._results_seen.add(parameter_id)
             self.inner.receive_trial_result(parameter_id, params, value, **kwargs)
+            pending = self._ends_pending.pop(parameter_id, None)
+            if pending is not None:
+                self.inner.trial_end(parameter_id, True, **pending)
         if self.report:
             self._request_report()
 
     def trial_end(self, parameter_id: int, success: bool, **kwargs: Any) -> None:
-        if parameter_id in self._inner_ids:
-            self.inner.trial_end(parameter_id, success, **kwargs)
+        if parameter_id not in self._inner_ids:
+            return
+        if success and parameter_id not in self._results_seen:
+            self._ends_pending[parameter_id] = kwargs
+            return
+        self.inner.trial_end(parameter_id, success, **kwargs)
 
     def import_data(self, data: list[dict[str, Any]]) -> None:
         cleaned = []
