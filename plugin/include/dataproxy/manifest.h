@@ -31,6 +31,10 @@ struct ProbeRecord {
   int64_t epochs = 0;
 };
 
+/// ProbeRecord <-> JSON (the manifest's and the probe cache's shared format).
+json probe_to_json(const ProbeRecord& probe);
+ProbeRecord probe_from_json(const json& j);
+
 /// Everything a trial needs to train on a proxy, and everything that explains it.
 struct Manifest {
   int schema_version = kManifestSchemaVersion;

@@ -11,30 +11,6 @@ namespace {
 const char* kManifestFile = "manifest.json";
 const char* kIndicesFile = "indices.bin";
 
-json probe_to_json(const ProbeRecord& p) {
-  return json{{"config", p.config},
-              {"config_id", p.config_id},
-              {"macs", p.macs},
-              {"params", p.params},
-              {"test_accuracy", p.test_accuracy},
-              {"train_seconds", p.train_seconds},
-              {"epoch_seconds", p.epoch_seconds},
-              {"epochs", p.epochs}};
-}
-
-ProbeRecord probe_from_json(const json& j) {
-  ProbeRecord p;
-  p.config = j.at("config");
-  p.config_id = j.at("config_id").get<std::string>();
-  p.macs = j.at("macs").get<int64_t>();
-  p.params = j.at("params").get<int64_t>();
-  p.test_accuracy = j.at("test_accuracy").get<double>();
-  p.train_seconds = j.at("train_seconds").get<double>();
-  p.epoch_seconds = j.at("epoch_seconds").get<double>();
-  p.epochs = j.at("epochs").get<int64_t>();
-  return p;
-}
-
 json load_options_json(const LoadOptions& o) {
   return json{
       {"max_train", o.max_train}, {"max_test", o.max_test}, {"official_sizes", o.official_sizes}};
@@ -71,6 +47,30 @@ torch::Tensor remap_tensor(const Manifest& m) {
 }
 
 }  // namespace
+
+json probe_to_json(const ProbeRecord& p) {
+  return json{{"config", p.config},
+              {"config_id", p.config_id},
+              {"macs", p.macs},
+              {"params", p.params},
+              {"test_accuracy", p.test_accuracy},
+              {"train_seconds", p.train_seconds},
+              {"epoch_seconds", p.epoch_seconds},
+              {"epochs", p.epochs}};
+}
+
+ProbeRecord probe_from_json(const json& j) {
+  ProbeRecord p;
+  p.config = j.at("config");
+  p.config_id = j.at("config_id").get<std::string>();
+  p.macs = j.at("macs").get<int64_t>();
+  p.params = j.at("params").get<int64_t>();
+  p.test_accuracy = j.at("test_accuracy").get<double>();
+  p.train_seconds = j.at("train_seconds").get<double>();
+  p.epoch_seconds = j.at("epoch_seconds").get<double>();
+  p.epochs = j.at("epochs").get<int64_t>();
+  return p;
+}
 
 int64_t Manifest::proxy_num_classes() const {
   return kept_classes.empty() ? num_classes : static_cast<int64_t>(kept_classes.size());

@@ -19,30 +19,6 @@ double seconds_since(std::chrono::steady_clock::time_point start) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 }
 
-json probe_json(const ProbeRecord& p) {
-  return json{{"config", p.config},
-              {"config_id", p.config_id},
-              {"macs", p.macs},
-              {"params", p.params},
-              {"test_accuracy", p.test_accuracy},
-              {"train_seconds", p.train_seconds},
-              {"epoch_seconds", p.epoch_seconds},
-              {"epochs", p.epochs}};
-}
-
-ProbeRecord probe_record(const json& j) {
-  ProbeRecord p;
-  p.config = j.at("config");
-  p.config_id = j.at("config_id").get<std::string>();
-  p.macs = j.at("macs").get<int64_t>();
-  p.params = j.at("params").get<int64_t>();
-  p.test_accuracy = j.at("test_accuracy").get<double>();
-  p.train_seconds = j.at("train_seconds").get<double>();
-  p.epoch_seconds = j.at("epoch_seconds").get<double>();
-  p.epochs = j.at("epochs").get<int64_t>();
-  return p;
-}
-
 int64_t effective_epochs(const SearchSpace& space, const ProbeOptions& options) {
   return options.epochs > 0 ? options.epochs : space.training().epochs;
 }
@@ -69,7 +45,7 @@ bool load_cached(const fs::path& dir, int64_t probes, int64_t n_train, int64_t n
       return false;
     }
     ev.probes.clear();
-    for (const auto& p : j.at("probes")) ev.probes.push_back(probe_record(p));
+    for (const auto& p : j.at("probes")) ev.probes.push_back(probe_from_json(p));
     ev.correct = t[0].to(torch::kBool);
     ev.train_features = t[1];
     ev.test_features = t[2];
@@ -233,7 +209,7 @@ ProbeEvidence obtain_probe_evidence(const SearchSpace& space, const DatasetSplit
   const std::string bytes = buffer.str();
   atomic_write(dir / kEvidenceFile, bytes);
   json probes = json::array();
-  for (const auto& p : ev.probes) probes.push_back(probe_json(p));
+  for (const auto& p : ev.probes) probes.push_back(probe_to_json(p));
   json meta{{"key", key},
             {"train_fingerprint", train_fingerprint},
             {"test_fingerprint", test_fingerprint},
