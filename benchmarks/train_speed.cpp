@@ -133,7 +133,8 @@ int main(int argc, char** argv) {
       options.threads = threads;
       options.epochs = 1;
       options.batch_size = batch;
-      options.channels_last = channels_last;
+      options.memory_format =
+          channels_last ? MemoryFormat::kChannelsLast : MemoryFormat::kContiguous;
       seed_everything(0);
       auto fresh = build_model(space, config, cifar, 10);
       Trainer trainer(space.training(), options);

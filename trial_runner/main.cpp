@@ -50,7 +50,8 @@ json parse_params(const std::string& text, const std::string& origin) {
 
 int run(int argc, char** argv) {
   dataproxy::trial::TrialOptions o;
-  std::string manifest, space, data_root, params, params_file, results, report = "auto";
+  std::string manifest, space, data_root, params, params_file, results, report = "auto",
+                                                                        memory_format = "auto";
   po::options_description desc(
       "dataproxy-trial: train one candidate on a data proxy (and on the full data for a spot "
       "check)\nUsage: dataproxy-trial --manifest PATH --space YAML --data-root DIR "
@@ -72,6 +73,8 @@ int run(int argc, char** argv) {
       ("epochs", po::value(&o.epochs), "training epochs (default: the space's)")
       ("device", po::value(&o.device)->default_value("auto"), "auto, cpu, cuda or cuda:N")
       ("threads", po::value(&o.threads)->default_value(0), "CPU threads (0 = all cores)")
+      ("memory-format", po::value(&memory_format)->default_value("auto"),
+       "auto, channels-last or contiguous (auto: channels-last on CUDA; on the CPU by width)")
       ("seed", po::value(&o.seed)->default_value(0), "seed of weights, shuffling and augmentation")
       ("parameter-timeout", po::value(&o.parameter_timeout_s)->default_value(600),
        "seconds to wait for NNI's parameters (0 = no limit)")
@@ -107,6 +110,7 @@ int run(int argc, char** argv) {
   o.data_root = data_root;
   o.results = results;
   o.report = dataproxy::parse_report_mode(report);
+  o.memory_format = dataproxy::parse_memory_format(memory_format);
   if (!params.empty()) o.params = parse_params(params, "--params");
   if (!params_file.empty()) {
     o.params = parse_params(dataproxy::read_file(params_file), "--params-file " + params_file);

@@ -289,6 +289,7 @@ int run_trial(const TrialOptions& options, const std::atomic<bool>& stop, std::o
     TrainOptions train_options;
     train_options.device = options.device;
     train_options.threads = options.threads;
+    train_options.memory_format = options.memory_format;
     train_options.seed = options.seed;
     train_options.epochs = epochs;
     Trainer trainer(space.training(), train_options, progress);
@@ -315,6 +316,7 @@ int run_trial(const TrialOptions& options, const std::atomic<bool>& stop, std::o
           return !stop.load();
         });
     rec.device = proxy_result.device;
+    rec.extra["memory_format"] = to_string(proxy_result.memory_format);
     rec.proxy_seconds = proxy_result.train_seconds;
     if (stop) return interrupted();
     rec.proxy_accuracy = proxy_result.final_accuracy;

@@ -17,6 +17,7 @@
 #include "dataproxy/results.h"
 #include "dataproxy/search_space.h"
 #include "dataproxy/stats.h"
+#include "dataproxy/trainer.h"
 
 namespace dataproxy::trial {
 
@@ -51,7 +52,8 @@ struct TrialOptions {
   int64_t epochs = 0;           ///< 0 = the space's training epochs
   std::string device = "auto";  ///< "auto", "cpu", "cuda" or "cuda:N"
   int threads = 0;              ///< CPU threads; 0 = all cores
-  uint64_t seed = 0;            ///< initial weights, shuffling, augmentation
+  MemoryFormat memory_format = MemoryFormat::kAuto;  ///< layout of activations and weights
+  uint64_t seed = 0;                                 ///< initial weights, shuffling, augmentation
   ReportMode report = ReportMode::automatic;  ///< progress on stderr; quiet drops stdout events
   double parameter_timeout_s = 600;           ///< longest wait for NNI's parameters
 };

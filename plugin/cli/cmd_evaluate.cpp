@@ -41,10 +41,11 @@ struct EvaluateOptions {
   int64_t epochs = 0;               ///< 0 = the space's training epochs
   uint64_t seed = 0;                ///< training seed (init, shuffling, augmentation)
   int threads = 0;                  ///< CPU threads; 0 = all cores
-  std::string device = "auto";      ///< "auto", "cpu", "cuda", "cuda:N"
-  fs::path results;                 ///< results store folder or .jsonl; empty = none
-  bool eval_each_epoch = false;     ///< test accuracy after every epoch (slower)
-  std::string report = "quiet";     ///< progress of training: auto, bar, jsonl, quiet
+  std::string memory_format = "auto";
+  std::string device = "auto";   ///< "auto", "cpu", "cuda", "cuda:N"
+  fs::path results;              ///< results store folder or .jsonl; empty = none
+  bool eval_each_epoch = false;  ///< test accuracy after every epoch (slower)
+  std::string report = "quiet";  ///< progress of training: auto, bar, jsonl, quiet
 };
 
 /// The configurations named by --configs, validated against the space.
@@ -126,6 +127,8 @@ int run_evaluate(const std::vector<std::string>& args) {
       "seed", po::value(&o.seed)->default_value(0), "training seed")(
       "threads", po::value(&o.threads)->default_value(0), "CPU threads; 0 = all cores")(
       "device", po::value(&o.device)->default_value("auto"), "auto, cpu, cuda or cuda:N")(
+      "memory-format", po::value(&o.memory_format)->default_value("auto"),
+      "auto, channels-last or contiguous (auto: channels-last on CUDA; on the CPU by width)")(
       "results", po::value(&results), "results store (folder or .jsonl) to append records to")(
       "eval-each-epoch", po::bool_switch(&o.eval_each_epoch),
       "evaluate after every epoch (records the curve; slower)")(
@@ -222,6 +225,7 @@ int run_evaluate(const std::vector<std::string>& args) {
   const InputShape input{data.train.channels(), data.train.height(), data.train.width()};
   TrainOptions topts;
   topts.device = o.device;
+  topts.memory_format = parse_memory_format(o.memory_format);
   topts.threads = threads;
   topts.seed = o.seed;
   topts.epochs = o.epochs;
@@ -263,6 +267,7 @@ int run_evaluate(const std::vector<std::string>& args) {
       rec.device = r.device;
       rec.finished = utc_now();
       rec.extra = {
+          {"memory_format", to_string(r.memory_format)},
           {"data", proxy ? "proxy" : "full"},
           {"dataset", dataset},
           {"space", search_space.name()},

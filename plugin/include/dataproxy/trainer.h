@@ -15,16 +15,26 @@
 
 namespace dataproxy {
 
+/// Layout of activations and convolution weights.
+enum class MemoryFormat {
+  kAuto,          ///< channels_last on CUDA; on the CPU, see prefers_channels_last()
+  kChannelsLast,  ///< NHWC
+  kContiguous,    ///< NCHW
+};
+/// "auto", "channels-last" or "contiguous"; throws InvalidInput for anything else.
+MemoryFormat parse_memory_format(const std::string& name);
+std::string to_string(MemoryFormat format);
+
 /// Options for one training run. Zero means "take it from the space's TrainSettings".
 struct TrainOptions {
   std::string device = "auto";  ///< "auto" (CUDA when present), "cpu", "cuda" or "cuda:N"
   int threads = 0;     ///< CPU intra-op threads (process-wide); 0 = all cores this process may use
   uint64_t seed = 0;   ///< seeds shuffling, augmentation, random layers (weights: seed_everything)
   int64_t epochs = 0;  ///< 0 = TrainSettings::epochs
-  int64_t batch_size = 0;           ///< 0 = TrainSettings::batch_size
-  double learning_rate = 0;         ///< 0 = TrainSettings::learning_rate
-  bool mixed_precision = true;      ///< bf16 autocast on CUDA; ignored on CPU
-  bool channels_last = true;        ///< memory format of activations and weights
+  int64_t batch_size = 0;       ///< 0 = TrainSettings::batch_size
+  double learning_rate = 0;     ///< 0 = TrainSettings::learning_rate
+  bool mixed_precision = true;  ///< bf16 autocast on CUDA; ignored on CPU
+  MemoryFormat memory_format = MemoryFormat::kAuto;
   int64_t eval_batch_size = 1000;   ///< batch size of evaluate(), predict() and features()
   bool evaluate_each_epoch = true;  ///< test accuracy after every epoch (else only at the end)
 };
@@ -56,6 +66,7 @@ struct TrainResult {
   double total_seconds = 0;    ///< wall time including evaluation and data upload
   bool stopped_early = false;  ///< the epoch callback asked to stop
   std::string device;          ///< e.g. "cpu", "cuda:0"
+  MemoryFormat memory_format = MemoryFormat::kContiguous;  ///< the layout used (never kAuto)
 };
 
 /// Called after each epoch; return false to stop training (pruning, SIGINT).
@@ -66,6 +77,9 @@ using EpochCallback = std::function<bool(const EpochStats&)>;
 void seed_everything(uint64_t seed);
 /// Resolves "auto"/"cpu"/"cuda[:N]"; throws InvalidInput for CUDA when none is present.
 torch::Device resolve_device(const std::string& name);
+/// Whether kAuto trains `model` channels_last on `device`. Deterministic: it depends on the
+/// network's shape only, so a seed gives the same result run after run.
+bool prefers_channels_last(Network& model, const torch::Device& device);
 /// Sets the CPU intra-op thread count (0 = all cores) and returns what is in force.
 int configure_threads(int threads);
 

@@ -37,13 +37,15 @@ inline Dataset synthetic_dataset(int64_t n, uint64_t seed, const std::string& na
 /// conv-bn-relu, strided conv, 2x2 average pool, linear: features are the 64 pooled values.
 class TinyNet : public Network {
  public:
-  explicit TinyNet(int64_t classes) {
-    conv1_ =
-        register_module("conv1", torch::nn::Conv2d(torch::nn::Conv2dOptions(3, 8, 3).padding(1)));
-    bn1_ = register_module("bn1", torch::nn::BatchNorm2d(8));
+  /// `width`: channels of the first convolution (the second has twice as many).
+  explicit TinyNet(int64_t classes, int64_t width = 8) : width_(width) {
+    conv1_ = register_module("conv1",
+                             torch::nn::Conv2d(torch::nn::Conv2dOptions(3, width, 3).padding(1)));
+    bn1_ = register_module("bn1", torch::nn::BatchNorm2d(width));
     conv2_ = register_module(
-        "conv2", torch::nn::Conv2d(torch::nn::Conv2dOptions(8, 16, 3).stride(2).padding(1)));
-    fc_ = register_module("fc", torch::nn::Linear(64, classes));
+        "conv2",
+        torch::nn::Conv2d(torch::nn::Conv2dOptions(width, 2 * width, 3).stride(2).padding(1)));
+    fc_ = register_module("fc", torch::nn::Linear(feature_dim(), classes));
   }
   torch::Tensor features(torch::Tensor x) override {
     x = torch::relu(bn1_(conv1_(x)));
@@ -51,12 +53,13 @@ class TinyNet : public Network {
     return torch::adaptive_avg_pool2d(x, {2, 2}).flatten(1);
   }
   torch::Tensor forward(torch::Tensor x) override { return fc_(features(x)); }
-  int64_t feature_dim() const override { return 64; }
+  int64_t feature_dim() const override { return 8 * width_; }
 
  private:
   torch::nn::Conv2d conv1_{nullptr}, conv2_{nullptr};
   torch::nn::BatchNorm2d bn1_{nullptr};
   torch::nn::Linear fc_{nullptr};
+  int64_t width_;
 };
 
 }  // namespace dataproxy::testing

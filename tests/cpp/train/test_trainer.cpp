@@ -258,6 +258,56 @@ TEST_F(TrainerTest, EmitsEpochEventsAsJsonLines) {
   EXPECT_GE(progress, 1);
 }
 
+TEST_F(TrainerTest, MemoryFormatFollowsTheNetworksWidthUnlessForced) {
+  const torch::Device cpu(torch::kCPU);
+  auto settings = small_settings();
+  settings.epochs = 1;
+  auto conv_weight = [](TinyNet& net) { return net.named_parameters()["conv1.weight"]; };
+
+  seed_everything(4);
+  auto narrow = std::make_shared<TinyNet>(6, 4);
+  EXPECT_FALSE(prefers_channels_last(*narrow, cpu));
+  auto r = Trainer(settings, cpu_options(4)).fit(*narrow, *train_, *test_);
+  EXPECT_EQ(r.memory_format, MemoryFormat::kContiguous);
+  EXPECT_TRUE(conv_weight(*narrow).is_contiguous());
+
+  auto wide = seeded_net(4);
+  EXPECT_TRUE(prefers_channels_last(*wide, cpu));
+  auto rw = Trainer(settings, cpu_options(4)).fit(*wide, *train_, *test_);
+  EXPECT_EQ(rw.memory_format, MemoryFormat::kChannelsLast);
+  EXPECT_TRUE(conv_weight(*wide).is_contiguous(torch::MemoryFormat::ChannelsLast));
+  EXPECT_FALSE(conv_weight(*wide).is_contiguous());
+
+  // Forcing a layout trains the same network to the same place, up to rounding.
+  auto forced = seeded_net(4);
+  auto options = cpu_options(4);
+  options.memory_format = MemoryFormat::kContiguous;
+  auto rf = Trainer(settings, options).fit(*forced, *train_, *test_);
+  EXPECT_EQ(rf.memory_format, MemoryFormat::kContiguous);
+  EXPECT_TRUE(conv_weight(*forced).is_contiguous());
+  EXPECT_NEAR(rf.epochs[0].train_loss, rw.epochs[0].train_loss,
+              1e-3 * std::abs(rw.epochs[0].train_loss));
+  // The same Trainer converts back when a later fit asks for the other layout.
+  options.memory_format = MemoryFormat::kChannelsLast;
+  Trainer(settings, options).fit(*forced, *train_, *test_);
+  EXPECT_TRUE(conv_weight(*forced).is_contiguous(torch::MemoryFormat::ChannelsLast));
+}
+
+TEST(MemoryFormat, ParsesNamesAndRefusesOthers) {
+  EXPECT_EQ(parse_memory_format("auto"), MemoryFormat::kAuto);
+  EXPECT_EQ(parse_memory_format("channels-last"), MemoryFormat::kChannelsLast);
+  EXPECT_EQ(parse_memory_format("contiguous"), MemoryFormat::kContiguous);
+  for (auto f : {MemoryFormat::kAuto, MemoryFormat::kChannelsLast, MemoryFormat::kContiguous}) {
+    EXPECT_EQ(parse_memory_format(to_string(f)), f);
+  }
+  try {
+    parse_memory_format("nhwc");
+    FAIL() << "nhwc is not a memory format name";
+  } catch (const InvalidInput& e) {
+    EXPECT_NE(std::string(e.what()).find("channels-last"), std::string::npos) << e.what();
+  }
+}
+
 TEST(Device, ResolvesNamesAndRefusesMissingCuda) {
   EXPECT_TRUE(resolve_device("cpu").is_cpu());
   EXPECT_THROW(resolve_device("tpu"), InvalidInput);
