@@ -28,6 +28,7 @@ import signal
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import yaml
@@ -77,6 +78,7 @@ class Tier:
     device: str
     spaces: list[SpacePlan]
     full_seeds: int = 1  # full-data seeds; a second one measures the full data's own noise
+    jobs: int = 1  # trainings run at once (each with `threads` threads)
     methods: tuple[str, ...] = METHODS
     priority_seeds: int = 3  # seeds that every space gets before any space gets more
     publish: bool = True  # results and full-data cache in benchmarks/results (else the run folder)
@@ -226,6 +228,28 @@ def run_json_lines(argv: list[str]) -> tuple[list[dict], float]:
     return rows, wall
 
 
+def run_parallel(argvs: list[list[str]]) -> float:
+    """Runs the commands at the same time; returns the wall seconds until the last one ends."""
+    if len(argvs) == 1:
+        return run_json_lines(argvs[0])[1]
+    start = time.monotonic()
+    with ThreadPoolExecutor(len(argvs)) as pool:
+        for f in [pool.submit(run_json_lines, a) for a in argvs]:
+            f.result()  # raises the first failure
+    return time.monotonic() - start
+
+
+def split_balanced(items: list, weights: list[float], parts: int) -> list[list]:
+    """Greedy split into at most `parts` non-empty lists of about equal total weight."""
+    bins: list[list] = [[] for _ in range(max(1, min(parts, len(items))))]
+    load = [0.0] * len(bins)
+    for w, item in sorted(zip(weights, items, strict=True), key=lambda t: -t[0]):
+        i = load.index(min(load))
+        bins[i].append(item)
+        load[i] += w
+    return [b for b in bins if b]
+
+
 def space_epochs(space_path: Path) -> int:
     doc = yaml.safe_load(space_path.read_text())
     return int((doc.get("training") or {}).get("epochs", 30))
@@ -353,22 +377,27 @@ class Runner:
         d.mkdir(parents=True, exist_ok=True)
         (d / "settings.json").write_text(json.dumps(settings, indent=2, sort_keys=True) + "\n")
         log(f"full data {plan.space} seed {seed}: training {len(missing)} configurations")
-        argv = [
-            str(self.bin),
-            "evaluate",
-            "--space",
-            str(REPO / plan.space),
-            *self.common(),
-            "--seed",
-            str(seed),
-            "--device",
-            self.tier.device,
-            "--results",
-            str(store),
-            "--configs",
-            json.dumps(missing),
+        # Jobs get interleaved configurations (the enumeration order tends to grow in size).
+        jobs = max(1, min(self.tier.jobs, len(missing)))
+        argvs = [
+            [
+                str(self.bin),
+                "evaluate",
+                "--space",
+                str(REPO / plan.space),
+                *self.common(),
+                "--seed",
+                str(seed),
+                "--device",
+                self.tier.device,
+                "--results",
+                str(store),
+                "--configs",
+                json.dumps(missing[j::jobs]),
+            ]
+            for j in range(jobs)
         ]
-        _, wall = run_json_lines(argv)
+        wall = run_parallel(argvs)
         self.event(
             kind="full",
             space=plan.space,
@@ -484,25 +513,29 @@ class Runner:
                     estimate_s=estimate,
                 )
                 return False
-            argv = [
-                str(self.bin),
-                "evaluate",
-                "--space",
-                str(REPO / plan.space),
-                *self.common(),
-                "--epochs",
-                str(e),
-                "--seed",
-                str(seed),
-                "--device",
-                self.tier.device,
-                "--results",
-                str(self.proxy_store(plan)),
-            ]
-            for g in todo:
-                argv += ["--manifest", g["path"]]
+            argvs = []
+            # A proxy's training cost grows with its ratio; the jobs get about equal shares.
+            for part in split_balanced(todo, [g["ratio"] for g in todo], self.tier.jobs):
+                argv = [
+                    str(self.bin),
+                    "evaluate",
+                    "--space",
+                    str(REPO / plan.space),
+                    *self.common(),
+                    "--epochs",
+                    str(e),
+                    "--seed",
+                    str(seed),
+                    "--device",
+                    self.tier.device,
+                    "--results",
+                    str(self.proxy_store(plan)),
+                ]
+                for g in part:
+                    argv += ["--manifest", g["path"]]
+                argvs.append(argv)
             self.proxy_store(plan).parent.mkdir(parents=True, exist_ok=True)
-            _, wall = run_json_lines(argv)
+            wall = run_parallel(argvs)
             self.block_seconds[(plan.space, name)] = wall * len(manifests) / len(todo)
             self.event(
                 kind="proxy",
@@ -522,7 +555,7 @@ class Runner:
     def extra_full_seed(self, seed: int) -> None:
         for plan in self.tier.spaces:
             full0 = read_jsonl(self.full_dir(plan, 0)[0] / "results.jsonl")
-            estimate = sum(r["extra"]["total_seconds"] for r in full0) + 10
+            estimate = sum(r["extra"]["total_seconds"] for r in full0) / self.tier.jobs + 10
             if self.fits(estimate):
                 self.ensure_full(plan, seed)
             else:
@@ -1302,6 +1335,7 @@ def main() -> None:
     r.add_argument("--deadline", help="HH:MM UTC: start nothing that would end later")
     r.add_argument("--seeds", type=int, help="override the seeds of every space")
     r.add_argument("--threads", type=int, help="override the tier's CPU threads")
+    r.add_argument("--jobs", type=int, help="override the tier's trainings at once")
     r.add_argument("--spaces", help="comma-separated YAML stems to run (default: the tier's)")
     r.add_argument("--no-report", action="store_true", help="skip `dataproxy report`")
     a = sub.add_parser("analyse", help="tables, plot and report from a run folder")
@@ -1334,6 +1368,10 @@ def main() -> None:
     tier = TIERS[args.tier]
     if args.threads is not None:
         tier.threads = args.threads
+    if args.jobs is not None:
+        if args.jobs < 1:
+            sys.exit("run.py: --jobs must be 1 or more")
+        tier.jobs = args.jobs
     if args.seeds is not None:
         for plan in tier.spaces:
             plan.seeds = args.seeds
