@@ -106,22 +106,27 @@ TIERS = {
     "cpu": Tier(
         dataset="fashion-mnist",
         data_roots=["data/fashion-mnist", "/usr/share/datasets/fashion-mnist"],
-        max_train=5000,
-        max_test=1000,
+        max_train=10000,
+        max_test=2000,
         threads=1,
+        jobs=2,
         device="cpu",
         spaces=[
-            # The long length only where the decision is (5%), and only ours against random.
+            # The long length for ours and random (stratified tracks random at paper length).
             SpacePlan(
                 "search_spaces/bench_fmnist_size.yaml",
                 5,
                 PAPER_RATIOS,
                 {"paper": 1, "long": 3},
-                long_ratios=(0.05,),
                 long_methods=("ours", "random"),
             ),
-            # Reduced: the paper's two ratios, paper length only.
-            SpacePlan("search_spaces/bench_fmnist_close.yaml", 5, (0.1, 0.05), {"paper": 1}),
+            SpacePlan(
+                "search_spaces/bench_fmnist_close.yaml",
+                5,
+                PAPER_RATIOS,
+                {"paper": 1, "long": 3},
+                long_methods=("ours", "random"),
+            ),
         ],
         full_seeds=2,
     ),
@@ -130,7 +135,8 @@ TIERS = {
         data_roots=["data/fashion-mnist", "/usr/share/datasets/fashion-mnist"],
         max_train=2000,
         max_test=500,
-        threads=2,
+        threads=1,
+        jobs=2,
         device="cpu",
         spaces=[
             SpacePlan("search_spaces/bench_fmnist_size.yaml", 1, (0.1,), {"paper": 1}),
