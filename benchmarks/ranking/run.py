@@ -981,7 +981,8 @@ def markdown_space(res: dict, tier: Tier, plan: SpacePlan) -> str:
             f"top-1 {'kept' if m['top1_kept'] else 'changed'} (regret "
             f"{m['regret_points']:.2f} pts). No proxy can be expected to beat this. "
             f"(The seed-1 full search took {res['full_noise']['seed1_search_seconds']:.1f} s of "
-            "training against seed 0's: the difference is the machine's load, not the method.)"
+            f"training against seed 0's {res['full_search_seconds']:.1f} s: the same work, so "
+            "the difference is timing noise on this machine, not the method.)"
         )
         out.append("")
     return "\n".join(out)
@@ -1122,8 +1123,9 @@ def analyse(run_dir: Path, out_dir: Path, binary: Path | None, report: bool) -> 
         f"{' (with uncommitted changes)' if plan_doc['git']['dirty'] else ''}, "
         f"machine {plan_doc['machine']['cpu']} x {plan_doc['machine']['cores']} cores, "
         f"{plan_doc['machine']['dataproxy']}. Dataset {tier.dataset} (train slice "
-        f"{tier.max_train or 'all'}, test slice {tier.max_test or 'all'}), {tier.threads} "
-        f"threads, device {tier.device}. Started {plan_doc['started']}"
+        f"{tier.max_train or 'all'}, test slice {tier.max_test or 'all'}), {tier.jobs} "
+        f"training(s) at a time with {tier.threads} thread(s) each, device {tier.device}. "
+        f"Started {plan_doc['started']}"
         f"{deadline_text}."
     )
     md.append("")
@@ -1136,7 +1138,37 @@ def analyse(run_dir: Path, out_dir: Path, binary: Path | None, report: bool) -> 
             "when this stays near the benchmark's own thread count."
         )
         md.append("")
-    skipped = [e for e in events if e.get("kind") == "skipped"]
+    sittings = sitting_spans(events, tier.spaces[0].space if tier.spaces else "")
+    if sittings:  # the first step's event comes at its end; the run began at `started`
+        started = dt.datetime.fromisoformat(plan_doc["started"].replace("Z", "+00:00"))
+        sittings[0] = (min(started, sittings[0][0]), sittings[0][1])
+    if len(sittings) > 1 or (sittings and plan_doc.get("deadline")):
+        md.append(
+            f"Ran in {len(sittings)} sitting(s) (a later one resumes with `--run-dir`): "
+            + "; ".join(
+                f"{a:%H:%M:%S}-{b:%H:%M:%S} UTC ({(b - a).total_seconds() / 60:.1f} min)"
+                for a, b in sittings
+            )
+            + "."
+        )
+        md.append("")
+    # A block skipped at one sitting's deadline and run by a resumed sitting is not missing.
+    ran = {
+        (e["space"], e["seed"], e.get("length"))
+        for e in events
+        if e.get("kind") in ("proxy", "full") and not e.get("reused")
+    }
+    ran |= {
+        (e["space"], e["seed"], "all")
+        for e in events
+        if e.get("kind") == "block" and e.get("complete")
+    }
+    ran |= {(e["space"], e["seed"], "full data") for e in events if e.get("kind") == "full"}
+    skipped = [
+        e
+        for e in events
+        if e.get("kind") == "skipped" and (e["space"], e["seed"], e["length"]) not in ran
+    ]
     if skipped:
         md.append(
             "Not run (deadline): "
@@ -1180,6 +1212,22 @@ def analyse(run_dir: Path, out_dir: Path, binary: Path | None, report: bool) -> 
     (out_dir / f"ranking_{tier_name}_readme_table.md").write_text(readme_table(doc))
     log(f"wrote {rel(md_path)} and {rel(json_path)}")
     return md_path
+
+
+def sitting_spans(events: list[dict], first_space: str) -> list[tuple[dt.datetime, dt.datetime]]:
+    """(start, end) of each `run` call on a run folder: each begins with the first space's
+    seed-0 full-data step."""
+    spans: list[list[dt.datetime]] = []
+    for e in events:
+        if "time" not in e:
+            continue
+        t = dt.datetime.fromisoformat(e["time"].replace("Z", "+00:00"))
+        starts = e.get("kind") == "full" and e.get("space") == first_space and e.get("seed") == 0
+        if starts or not spans:
+            spans.append([t, t])
+        else:
+            spans[-1][1] = t
+    return [(a, b) for a, b in spans]
 
 
 def readme_table(doc: dict) -> str:
