@@ -24,10 +24,17 @@ using dataproxy::json;
 namespace {
 
 std::atomic<bool> g_stop{false};
+std::atomic<bool> g_pruned{false};
 
 // First signal: finish at the next epoch boundary. Second: leave at once.
 extern "C" void on_signal(int) {
   if (g_stop.exchange(true)) ::_exit(130);
+}
+
+// A tuner's pruner asks with SIGUSR1: the same stop, recorded as "pruned", not "interrupted".
+extern "C" void on_prune_signal(int) {
+  if (!g_stop.load()) g_pruned.store(true);
+  on_signal(SIGUSR1);
 }
 
 void install_signal_handlers() {
@@ -37,6 +44,8 @@ void install_signal_handlers() {
   sa.sa_flags = 0;
   sigaction(SIGINT, &sa, nullptr);
   sigaction(SIGTERM, &sa, nullptr);
+  sa.sa_handler = on_prune_signal;
+  sigaction(SIGUSR1, &sa, nullptr);
 }
 
 json parse_params(const std::string& text, const std::string& origin) {
@@ -115,7 +124,7 @@ int run(int argc, char** argv) {
   if (!params_file.empty()) {
     o.params = parse_params(dataproxy::read_file(params_file), "--params-file " + params_file);
   }
-  return dataproxy::trial::run_trial(o, g_stop, std::cout);
+  return dataproxy::trial::run_trial(o, g_stop, std::cout, &g_pruned);
 }
 
 }  // namespace

@@ -165,7 +165,8 @@ SpotCheckSummary summarize_spot_checks(const std::vector<TrialRecord>& records,
   return out;
 }
 
-int run_trial(const TrialOptions& options, const std::atomic<bool>& stop, std::ostream& out) {
+int run_trial(const TrialOptions& options, const std::atomic<bool>& stop, std::ostream& out,
+              const std::atomic<bool>* pruned) {
   EventStream events(out, options.report != ReportMode::quiet);
   const SearchSpace space = SearchSpace::load(options.space);
 
@@ -259,16 +260,17 @@ int run_trial(const TrialOptions& options, const std::atomic<bool>& stop, std::o
 
   std::string phase = "data";
   auto interrupted = [&]() {
-    rec.status = "interrupted";
+    const bool was_pruned = pruned != nullptr && pruned->load();
+    rec.status = was_pruned ? "pruned" : "interrupted";
     if (!rec.proxy_curve.empty()) rec.proxy_accuracy = rec.proxy_curve.back();
     rec.finished = utc_now();
     if (store) store->append(rec);
-    events.emit({{"event", "interrupted"},
+    events.emit({{"event", rec.status},
                  {"trial_id", trial_id},
                  {"phase", phase},
                  {"proxy_epochs_done", rec.proxy_curve.size()},
                  {"recorded", store != nullptr}});
-    return 130;
+    return was_pruned ? 0 : 130;
   };
 
   try {

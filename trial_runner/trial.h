@@ -75,8 +75,10 @@ struct SpotCheckSummary {
 SpotCheckSummary summarize_spot_checks(const std::vector<TrialRecord>& records,
                                        const Manifest& manifest);
 
-/// Runs one trial. Events go to `out` as JSON Lines; `stop` is set by the signal handler.
-/// Returns the exit code (0 done, 130 interrupted); throws dataproxy::Error on failure.
-int run_trial(const TrialOptions& options, const std::atomic<bool>& stop, std::ostream& out);
+/// Runs one trial. Events go to `out` as JSON Lines; `stop` is set by the signal handler, and
+/// `pruned` (optional) with it when the stop is a tuner's pruning decision.
+/// Returns the exit code (0 done or pruned, 130 interrupted); throws dataproxy::Error on failure.
+int run_trial(const TrialOptions& options, const std::atomic<bool>& stop, std::ostream& out,
+              const std::atomic<bool>* pruned = nullptr);
 
 }  // namespace dataproxy::trial

@@ -126,11 +126,11 @@ def test_pruned_real_runner_stops_cleanly(programs, data_root, manifest, tmp_pat
     trial = study.trials[0]
     assert trial.state == TrialState.PRUNED
     assert list(trial.intermediate_values) == [1]
-    # 130: the runner took SIGINT, stopped at its next boundary, and said so.
-    assert trial.user_attrs["runner_exit_code"] == 130
+    # 0: the runner took SIGUSR1 (prune), stopped at its next boundary, and recorded it.
+    assert trial.user_attrs["runner_exit_code"] == 0
     assert wait_gone(trial.user_attrs["runner_pid"], timeout=5)
     statuses = [r["status"] for r in records(tmp_path)]
-    assert statuses in ([], ["interrupted"])
+    assert statuses == ["pruned"]
 
 
 def test_failing_real_runner_marks_fail_and_study_goes_on(programs, data_root, manifest, tmp_path):

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 from pathlib import Path
 
 import optuna
 import pytest
+from dataproxy.optuna.study import threads_per_worker
 from optuna.trial import TrialState
 from optuna_support import FAKE_DATAPROXY, FAKE_TRIAL, PYTHON, python_env, write_space
 
@@ -63,7 +65,7 @@ def test_default_run_uses_sqlite_in_the_experiment_and_writes_the_report(tmp_pat
     assert study.trials[1].user_attrs["spot_check"] is False
     complete = [t for t in finished if t.state == TrialState.COMPLETE]
     lines = (tmp_path / "exp" / "results.jsonl").read_text().splitlines()
-    # Every complete trial left its record (a pruned one may too: it can finish before SIGINT).
+    # Every complete trial left its record (a pruned one may too: it can finish before SIGUSR1).
     assert {str(t.number) for t in complete} <= {json.loads(x)["trial_id"] for x in lines}
     assert "5 trials" in result.stderr
 
@@ -77,6 +79,7 @@ def test_rerun_reuses_the_proxy_and_continues_the_study(tmp_path):
 
 
 def test_local_workers_share_one_sqlite_study(tmp_path):
+    argv_file = tmp_path / "argv.jsonl"
     result = run_cli(
         tmp_path,
         "--n-trials",
@@ -85,7 +88,7 @@ def test_local_workers_share_one_sqlite_study(tmp_path):
         "2",
         "--pruner",
         "none",
-        env={"FAKE_EPOCH_SECONDS": "0.2"},
+        env={"FAKE_EPOCH_SECONDS": "0.2", "FAKE_ARGVFILE": str(argv_file)},
     )
     assert result.returncode == 0, result.stderr
     assert "started 2 workers" in result.stderr
@@ -97,6 +100,18 @@ def test_local_workers_share_one_sqlite_study(tmp_path):
     assert len({t.number for t in study.trials}) == len(states)
     # Both workers ran trials.
     assert len({t.user_attrs["worker"] for t in study.trials}) == 2
+    # With no --threads, the two workers' runners split the cores instead of each taking all.
+    share = str(max(1, len(os.sched_getaffinity(0)) // 2))
+    runs = [json.loads(x) for x in argv_file.read_text().splitlines()]
+    assert len(runs) == len(states)
+    assert all(r[r.index("--threads") + 1] == share for r in runs)
+
+
+def test_threads_per_worker_splits_the_cores_unless_given():
+    assert threads_per_worker(0, 1, cores=16) == 16
+    assert threads_per_worker(0, 3, cores=16) == 5
+    assert threads_per_worker(0, 4, cores=2) == 1
+    assert threads_per_worker(6, 4, cores=2) == 6
 
 
 def test_crashing_runner_fails_trials_without_traceback(tmp_path):

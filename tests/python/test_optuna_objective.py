@@ -127,8 +127,8 @@ def test_pruned_trial_stops_its_runner_cleanly(tmp_path):
     assert bad.state == TrialState.PRUNED
     assert list(bad.intermediate_values) == [1]
     assert bad.user_attrs["pruned_at_epoch"] == 1
-    # 130: the runner saw SIGINT and stopped at its next boundary (not killed).
-    assert bad.user_attrs["runner_exit_code"] == 130
+    # 0: the runner took SIGUSR1 (prune), stopped at its next boundary (not killed).
+    assert bad.user_attrs["runner_exit_code"] == 0
     pids = [int(x) for x in pidfile.read_text().split()]
     assert len(pids) == 2
     assert not any(alive(p) for p in pids)

@@ -423,3 +423,26 @@ def test_sigint_during_training_records_an_interrupted_trial(proxy, tmp_path):
     records = read_store(results)
     assert len(records) == 1 and records[0]["status"] == "interrupted"
     assert 1 <= len(records[0]["proxy_curve"]) < 50
+
+
+def test_sigusr1_records_a_pruned_trial_and_exits_0(proxy, tmp_path):
+    manifest, data = proxy
+    results = tmp_path / "results"
+    args = [*trained_args(manifest, data), "--results", str(results), "--epochs", "50"]
+    proc = subprocess.Popen(
+        [str(TRIAL), *args, "--params", json.dumps(GOOD)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        if '"event":"epoch"' in line.replace(" ", ""):
+            break
+    proc.send_signal(signal.SIGUSR1)
+    rest, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err
+    assert events(rest)[-1]["event"] == "pruned"
+    records = read_store(results)
+    assert len(records) == 1 and records[0]["status"] == "pruned"
+    assert 1 <= len(records[0]["proxy_curve"]) < 50

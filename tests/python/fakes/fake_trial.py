@@ -3,7 +3,8 @@
 
 Accuracy grows with the parameter values (so pruners see bad and good trials). Knobs, from the
 environment: FAKE_EPOCH_SECONDS (sleep per epoch), FAKE_CRASH (exit code, with a message on
-stderr, after the first epoch), FAKE_PIDFILE (append our pid), FAKE_IGNORE_SIGINT (keep going).
+stderr, after the first epoch), FAKE_PIDFILE (append our pid), FAKE_ARGVFILE (append our argv
+as JSON), FAKE_IGNORE_SIGINT (keep going on SIGINT and SIGUSR1).
 """
 
 import argparse
@@ -13,10 +14,11 @@ import signal
 import sys
 import time
 
-stop = {"asked": False}
+stop = {"asked": False, "pruned": False}
 
 
 def on_signal(signum, frame):
+    stop["pruned"] = stop["pruned"] or (signum == signal.SIGUSR1 and not stop["asked"])
     stop["asked"] = True
 
 
@@ -51,10 +53,15 @@ def main():
     if os.environ.get("FAKE_PIDFILE"):
         with open(os.environ["FAKE_PIDFILE"], "a") as f:
             f.write(f"{os.getpid()}\n")
+    if os.environ.get("FAKE_ARGVFILE"):
+        with open(os.environ["FAKE_ARGVFILE"], "a") as f:
+            f.write(json.dumps(sys.argv[1:]) + "\n")
     if os.environ.get("FAKE_IGNORE_SIGINT"):
         signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGUSR1, signal.SIG_IGN)
     else:
         signal.signal(signal.SIGINT, on_signal)
+        signal.signal(signal.SIGUSR1, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
     params = json.loads(args.params)
     score = sum(float(v) if not isinstance(v, str) else len(v) for v in params.values())
@@ -70,8 +77,8 @@ def main():
             while time.time() < deadline and not stop["asked"]:
                 time.sleep(0.02)
             if stop["asked"]:
-                emit({"event": "interrupted"})
-                sys.exit(130)
+                emit({"event": "pruned" if stop["pruned"] else "interrupted"})
+                sys.exit(0 if stop["pruned"] else 130)
             acc = top * epoch / args.epochs
             if phase == "proxy":
                 curve.append(acc)

@@ -7,10 +7,10 @@
 Per trial: the parameters are drawn with trial.suggest_categorical; the runner trains the
 candidate on the proxy (and on the full data for spot checks), printing one JSON line per epoch;
 each proxy epoch's test accuracy goes to trial.report, and when the pruner says so the runner
-is asked to stop (SIGINT), waited for, and the trial ends PRUNED (spot checks are never pruned:
-they measure the proxy). A configuration the sampler repeats is not trained again: the earlier
-trial's result stands (reuse_duplicates). The returned value is the
-proxy accuracy; user_attrs hold proxy_accuracy, full_accuracy, spot_check, manifest_key and
+is asked to stop (SIGUSR1, which it records as "pruned"), waited for, and the trial ends PRUNED
+(spot checks are never pruned: they measure the proxy). A configuration the sampler repeats is
+not trained again: the earlier trial's result stands (reuse_duplicates). The returned value is
+the proxy accuracy; user_attrs hold proxy_accuracy, full_accuracy, spot_check, manifest_key and
 the running rank correlation. A runner that fails raises RunnerFailed after storing its exit
 code and stderr tail in user_attrs (so `catch=(RunnerFailed,)` records FAIL and goes on).
 """
@@ -197,7 +197,7 @@ class DataProxyObjective:
                     trial.report(float(accuracy), step)
                     # A spot check is a measurement of the proxy itself: it runs to the end.
                     if not spot and trial.should_prune():
-                        code = child.stop(self.options.stop_timeout, signal.SIGINT)
+                        code = child.stop(self.options.stop_timeout, signal.SIGUSR1)
                         trial.set_user_attr("runner_exit_code", code)
                         trial.set_user_attr("pruned_at_epoch", step)
                         raise optuna.TrialPruned(

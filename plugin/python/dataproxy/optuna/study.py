@@ -510,9 +510,25 @@ def _terminate_on_sigterm() -> None:
     signal.signal(signal.SIGTERM, handler)
 
 
+def threads_per_worker(threads: int, workers: int, cores: int | None = None) -> int:
+    """CPU threads for each trial when `workers` run on one machine: the asked number, else an
+    equal share of the cores. Every runner taking all cores oversubscribes them, and LibTorch's
+    OpenMP threads then slow down several times over."""
+    if threads > 0:
+        return threads
+    if cores is None:
+        cores = len(os.sched_getaffinity(0))
+    return max(1, cores // max(1, workers))
+
+
 def _spawn_workers(config: StudyConfig, proxy: ProxyInfo) -> list[subprocess.Popen]:
     parent = os.getpid()
-    worker_config = dataclasses.replace(config, workers=1, report=False)
+    worker_config = dataclasses.replace(
+        config,
+        workers=1,
+        report=False,
+        threads=threads_per_worker(config.threads, config.workers),
+    )
     procs = []
     for _ in range(config.workers):
         argv = [
