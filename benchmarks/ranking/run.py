@@ -386,21 +386,7 @@ class Runner:
         # Jobs get interleaved configurations (the enumeration order tends to grow in size).
         jobs = max(1, min(self.tier.jobs, len(missing)))
         argvs = [
-            [
-                str(self.bin),
-                "evaluate",
-                "--space",
-                str(REPO / plan.space),
-                *self.common(),
-                "--seed",
-                str(seed),
-                "--device",
-                self.tier.device,
-                "--results",
-                str(store),
-                "--configs",
-                json.dumps(missing[j::jobs]),
-            ]
+            self.evaluate_argv(plan, seed, store, "--configs", json.dumps(missing[j::jobs]))
             for j in range(jobs)
         ]
         wall = run_parallel(argvs)
@@ -414,6 +400,23 @@ class Runner:
             dir=str(d),
         )
         return d
+
+    def evaluate_argv(self, plan: SpacePlan, seed: int, store: Path, *extra: str) -> list[str]:
+        """`dataproxy evaluate` of a space with the tier's data, threads and device."""
+        return [
+            str(self.bin),
+            "evaluate",
+            "--space",
+            str(REPO / plan.space),
+            *self.common(),
+            "--seed",
+            str(seed),
+            "--device",
+            self.tier.device,
+            "--results",
+            str(store),
+            *extra,
+        ]
 
     def space_ids(self, plan: SpacePlan) -> list[str]:
         cache = getattr(self, "_ids", {})
@@ -522,21 +525,7 @@ class Runner:
             argvs = []
             # A proxy's training cost grows with its ratio; the jobs get about equal shares.
             for part in split_balanced(todo, [g["ratio"] for g in todo], self.tier.jobs):
-                argv = [
-                    str(self.bin),
-                    "evaluate",
-                    "--space",
-                    str(REPO / plan.space),
-                    *self.common(),
-                    "--epochs",
-                    str(e),
-                    "--seed",
-                    str(seed),
-                    "--device",
-                    self.tier.device,
-                    "--results",
-                    str(self.proxy_store(plan)),
-                ]
+                argv = self.evaluate_argv(plan, seed, self.proxy_store(plan), "--epochs", str(e))
                 for g in part:
                     argv += ["--manifest", g["path"]]
                 argvs.append(argv)

@@ -402,7 +402,12 @@ def test_foreign_data_is_refused(proxy, tmp_path):
     assert_error(result, 2, "fingerprint")
 
 
-def test_sigint_during_training_records_an_interrupted_trial(proxy, tmp_path):
+@pytest.mark.parametrize(
+    ("sig", "code", "status"),
+    [(signal.SIGINT, 130, "interrupted"), (signal.SIGUSR1, 0, "pruned")],
+    ids=["sigint-interrupts", "sigusr1-prunes"],
+)
+def test_a_signal_during_training_stops_it_and_records_why(proxy, tmp_path, sig, code, status):
     manifest, data = proxy
     results = tmp_path / "results"
     args = [*trained_args(manifest, data), "--results", str(results), "--epochs", "50"]
@@ -416,33 +421,10 @@ def test_sigint_during_training_records_an_interrupted_trial(proxy, tmp_path):
     for line in proc.stdout:
         if '"event":"epoch"' in line.replace(" ", ""):
             break
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(sig)
     rest, err = proc.communicate(timeout=120)
-    assert proc.returncode == 130, err
-    assert events(rest)[-1]["event"] == "interrupted"
+    assert proc.returncode == code, err
+    assert events(rest)[-1]["event"] == status
     records = read_store(results)
-    assert len(records) == 1 and records[0]["status"] == "interrupted"
-    assert 1 <= len(records[0]["proxy_curve"]) < 50
-
-
-def test_sigusr1_records_a_pruned_trial_and_exits_0(proxy, tmp_path):
-    manifest, data = proxy
-    results = tmp_path / "results"
-    args = [*trained_args(manifest, data), "--results", str(results), "--epochs", "50"]
-    proc = subprocess.Popen(
-        [str(TRIAL), *args, "--params", json.dumps(GOOD)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    assert proc.stdout is not None
-    for line in proc.stdout:
-        if '"event":"epoch"' in line.replace(" ", ""):
-            break
-    proc.send_signal(signal.SIGUSR1)
-    rest, err = proc.communicate(timeout=120)
-    assert proc.returncode == 0, err
-    assert events(rest)[-1]["event"] == "pruned"
-    records = read_store(results)
-    assert len(records) == 1 and records[0]["status"] == "pruned"
+    assert len(records) == 1 and records[0]["status"] == status
     assert 1 <= len(records[0]["proxy_curve"]) < 50
