@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The README's main job: an Optuna search through the data proxy, on SQLite, over a small real
-# slice of Fashion-MNIST, ending with the report. A few minutes on 2 CPU cores.
+# slice of Fashion-MNIST, ending with the report. About 1-2 minutes on 2 idle CPU cores.
 #   1. `dataproxy generate`: probes on the slice, then a 10% proxy (cached: a rerun reuses it);
 #   2. 12 Optuna trials (grid sampler: each of resnet_tiny's 12 configurations once, in a
 #      seeded order; median pruner), each training a resnet_tiny candidate on the
