@@ -496,7 +496,7 @@ class Runner:
         for name, mult in plan.lengths.items():
             e = max(1, int(round(epochs * mult)))
             done = self.evaluated(plan)
-            todo = [
+            pending = [
                 g
                 for g in manifests
                 if (g["key"], e, seed) not in done
@@ -508,7 +508,7 @@ class Runner:
                     )
                 )
             ]
-            if not todo:
+            if not pending:
                 continue
             estimate = self.block_seconds.get((plan.space, name))
             if not self.fits(estimate):
@@ -524,14 +524,14 @@ class Runner:
                 return False
             argvs = []
             # A proxy's training cost grows with its ratio; the jobs get about equal shares.
-            for part in split_balanced(todo, [g["ratio"] for g in todo], self.tier.jobs):
+            for part in split_balanced(pending, [g["ratio"] for g in pending], self.tier.jobs):
                 argv = self.evaluate_argv(plan, seed, self.proxy_store(plan), "--epochs", str(e))
                 for g in part:
                     argv += ["--manifest", g["path"]]
                 argvs.append(argv)
             self.proxy_store(plan).parent.mkdir(parents=True, exist_ok=True)
             wall = run_parallel(argvs)
-            self.block_seconds[(plan.space, name)] = wall * len(manifests) / len(todo)
+            self.block_seconds[(plan.space, name)] = wall * len(manifests) / len(pending)
             self.event(
                 kind="proxy",
                 space=plan.space,
@@ -539,11 +539,11 @@ class Runner:
                 length=name,
                 epochs=e,
                 wall_s=wall,
-                manifests=len(todo),
+                manifests=len(pending),
             )
             log(
                 f"  evaluate {Path(plan.space).stem} {name} ({e} epochs) seed {seed}: "
-                f"{len(todo)} proxies in {wall:.1f}s"
+                f"{len(pending)} proxies in {wall:.1f}s"
             )
         return True
 

@@ -62,16 +62,7 @@ int run_data_info(const std::vector<std::string>& args) {
   po::positional_options_description pos;
   pos.add("name", 1);
   po::variables_map vm;
-  try {
-    po::store(po::command_line_parser(args).options(desc).positional(pos).run(), vm);
-    if (vm.count("help")) {
-      std::cout << desc << "\n";
-      return 0;
-    }
-    po::notify(vm);
-  } catch (const po::error& e) {
-    throw InvalidInput(std::string(e.what()) + " (see dataproxy data-info --help)");
-  }
+  if (!parse_options(args, desc, "data-info", vm, &pos)) return 0;
   o.official_sizes = !vm.count("any-size");
   torch::set_num_threads(1);
   const auto start = std::chrono::steady_clock::now();

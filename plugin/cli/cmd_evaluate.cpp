@@ -135,16 +135,7 @@ int run_evaluate(const std::vector<std::string>& args) {
       "report", po::value(&o.report)->default_value("quiet"),
       "training progress: auto, bar, jsonl or quiet");
   po::variables_map vm;
-  try {
-    po::store(po::command_line_parser(args).options(desc).run(), vm);
-    if (vm.count("help")) {
-      std::cout << desc << "\n";
-      return 0;
-    }
-    po::notify(vm);
-  } catch (const po::error& e) {
-    throw InvalidInput(std::string(e.what()) + " (see dataproxy evaluate --help)");
-  }
+  if (!parse_options(args, desc, "evaluate", vm)) return 0;
   o.space = space;
   if (vm.count("list-configs")) {
     const SearchSpace s = SearchSpace::load(o.space);

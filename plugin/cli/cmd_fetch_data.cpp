@@ -41,16 +41,7 @@ int run_fetch_data(const std::vector<std::string>& args) {
   po::positional_options_description pos;
   pos.add("name", 1);
   po::variables_map vm;
-  try {
-    po::store(po::command_line_parser(args).options(desc).positional(pos).run(), vm);
-    if (vm.count("help")) {
-      std::cout << desc << "\n";
-      return 0;
-    }
-    po::notify(vm);
-  } catch (const po::error& e) {
-    throw InvalidInput(std::string(e.what()) + " (see dataproxy fetch-data --help)");
-  }
+  if (!parse_options(args, desc, "fetch-data", vm, &pos)) return 0;
   if (vm.count("no-official")) o.cifar10_url.clear();
   o.progress = !vm.count("quiet");
   o.root = root;

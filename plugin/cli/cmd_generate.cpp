@@ -63,16 +63,7 @@ int run_generate(const std::vector<std::string>& args) {
       "rebuild", "build again even when the cache holds a valid proxy")(
       "report", po::value(&report)->default_value("auto"), "auto, bar, jsonl or quiet");
   po::variables_map vm;
-  try {
-    po::store(po::command_line_parser(args).options(desc).run(), vm);
-    if (vm.count("help")) {
-      std::cout << desc << "\n";
-      return 0;
-    }
-    po::notify(vm);
-  } catch (const po::error& e) {
-    throw InvalidInput(std::string(e.what()) + " (see dataproxy generate --help)");
-  }
+  if (!parse_options(args, desc, "generate", vm)) return 0;
   o.space = space;
   o.data_root = data_root;
   o.cache_dir = cache;

@@ -80,16 +80,7 @@ int run_report(const std::vector<std::string>& args) {
       "watch", po::value(&watch)->default_value(0),
       "regenerate every SECONDS until interrupted (Ctrl-C); 0 = once");
   po::variables_map vm;
-  try {
-    po::store(po::command_line_parser(args).options(desc).run(), vm);
-    if (vm.count("help")) {
-      std::cout << desc << "\n";
-      return 0;
-    }
-    po::notify(vm);
-  } catch (const po::error& e) {
-    throw InvalidInput(std::string(e.what()) + " (see dataproxy report --help)");
-  }
+  if (!parse_options(args, desc, "report", vm)) return 0;
   DATAPROXY_CHECK(watch >= 0, InvalidInput, "--watch must be >= 0 seconds, got " << watch);
   fs::path shown_out = out.empty() ? ResultsStore(results).file().parent_path() : out;
 

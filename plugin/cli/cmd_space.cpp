@@ -104,16 +104,7 @@ int run_space(const std::vector<std::string>& args) {
   po::positional_options_description pos;
   pos.add("file", 1);
   po::variables_map vm;
-  try {
-    po::store(po::command_line_parser(args).options(desc).positional(pos).run(), vm);
-    if (vm.count("help")) {
-      std::cout << desc << "\n";
-      return 0;
-    }
-    po::notify(vm);
-  } catch (const po::error& e) {
-    throw InvalidInput(std::string(e.what()) + " (see dataproxy space --help)");
-  }
+  if (!parse_options(args, desc, "space", vm, &pos)) return 0;
   input.height = input.width = size;
   torch::set_num_threads(1);
 

@@ -2,6 +2,7 @@
 // DATAPROXY_REGISTER_COMMAND; main() dispatches on the first argument.
 #pragma once
 
+#include <boost/program_options.hpp>
 #include <functional>
 #include <string>
 #include <vector>
@@ -19,6 +20,15 @@ struct Command {
 /// Registers a command at static-initialisation time.
 bool register_command(Command command);
 const std::vector<Command>& commands();
+
+/// Parses `args` into `vm` with `options` (and `positional` when given). Returns false after
+/// printing the help for --help; throws InvalidInput pointing at `dataproxy <command> --help`
+/// for anything the parser refuses, a missing required option included.
+bool parse_options(
+    const std::vector<std::string>& args,
+    const boost::program_options::options_description& options, const std::string& command,
+    boost::program_options::variables_map& vm,
+    const boost::program_options::positional_options_description* positional = nullptr);
 
 }  // namespace dataproxy::cli
 

@@ -15,6 +15,27 @@ std::vector<Command>& registry() {
   return r;
 }
 
+bool parse_options(const std::vector<std::string>& args,
+                   const boost::program_options::options_description& options,
+                   const std::string& command, boost::program_options::variables_map& vm,
+                   const boost::program_options::positional_options_description* positional) {
+  namespace po = boost::program_options;
+  try {
+    po::command_line_parser parser(args);
+    parser.options(options);
+    if (positional != nullptr) parser.positional(*positional);
+    po::store(parser.run(), vm);
+    if (vm.count("help")) {
+      std::cout << options << "\n";
+      return false;
+    }
+    po::notify(vm);
+  } catch (const po::error& e) {
+    throw InvalidInput(std::string(e.what()) + " (see dataproxy " + command + " --help)");
+  }
+  return true;
+}
+
 bool register_command(Command command) {
   registry().push_back(std::move(command));
   return true;
