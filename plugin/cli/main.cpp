@@ -21,10 +21,14 @@ bool parse_options(const std::vector<std::string>& args,
                    const boost::program_options::positional_options_description* positional) {
   namespace po = boost::program_options;
   try {
-    po::command_line_parser parser(args);
-    parser.options(options);
-    if (positional != nullptr) parser.positional(*positional);
-    po::store(parser.run(), vm);
+    // An empty positional description makes Boost refuse a stray argument instead of
+    // dropping it silently.
+    const po::positional_options_description none;
+    po::store(po::command_line_parser(args)
+                  .options(options)
+                  .positional(positional != nullptr ? *positional : none)
+                  .run(),
+              vm);
     if (vm.count("help")) {
       std::cout << options << "\n";
       return false;
