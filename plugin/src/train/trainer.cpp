@@ -144,9 +144,9 @@ std::string to_string(MemoryFormat format) {
 bool prefers_channels_last(Network& model, const torch::Device& device) {
   if (device.is_cuda()) return true;
   // On the CPU (LibTorch 1.13, oneDNN), NHWC batch norm is slow for a handful of channels and
-  // NCHW convolution backward is slow for wide layers. Measured on ResNets from 2 to 64
-  // channels: a network whose narrowest convolution has fewer than 8 output channels trains
-  // up to 2x faster in NCHW, one with 8 or more up to 1.4x faster in NHWC. Timing it per run
+  // NCHW convolution backward is slow for wide layers: a network whose narrowest convolution
+  // has fewer than 8 output channels trains up to 1.7x faster in NCHW, one with 8 or more up
+  // to 1.4x faster in NHWC (benchmarks/run_memory_format.sh). Timing it per run
   // instead would make a seeded result depend on the machine's load.
   // 1x1 convolutions (squeeze-excitation, projections) are left out: their width says little
   // about the spatial layers.
