@@ -26,6 +26,9 @@ pytest.importorskip("nni")
 
 from dataproxy.space import load_space  # noqa: E402
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tests" / "python"))
+from testdata import fashion_mnist_root  # noqa: E402
+
 ROOT = Path(__file__).resolve().parents[2]
 VENV_BIN = Path(sys.executable).parent
 NNICTL = VENV_BIN / "nnictl"
@@ -46,18 +49,6 @@ from nni.tools.nnictl.nnictl import parse_args
 sys.argv[0] = "nnictl"
 sys.exit(parse_args())
 """
-
-
-def data_root() -> Path | None:
-    candidates = []
-    if os.environ.get("DATAPROXY_DATA_ROOT"):
-        candidates.append(Path(os.environ["DATAPROXY_DATA_ROOT"]))
-    candidates += [ROOT / "data", Path("/usr/share/datasets/fashion-mnist")]
-    for root in candidates:
-        for folder in (root / "fashion-mnist", root):
-            if any(folder.glob("train-images-idx3-ubyte*")):
-                return root
-    return None
 
 
 def free_port() -> int:
@@ -128,7 +119,7 @@ def write_config(tmp: Path, data: Path) -> Path:
 def experiment(tmp_path: Path):
     if not (DATAPROXY.is_file() and TRIAL.is_file()):
         pytest.skip(f"build {DATAPROXY} and {TRIAL} first (set DATAPROXY_BUILD_DIR)")
-    data = data_root()
+    data = fashion_mnist_root()
     if data is None:
         pytest.skip("Fashion-MNIST not found (set DATAPROXY_DATA_ROOT)")
     subprocess.run(["bash", str(ROOT / "scripts" / "register-nni.sh")], check=True)

@@ -9,8 +9,7 @@ from pathlib import Path
 
 import pytest
 from dataproxy.binaries import BinaryNotFound, find_binary
-from optuna_it_support import SLICE, SPACE
-from optuna_it_support import data_root as find_data_root
+from optuna_it_support import SLICE, SPACE, fashion_mnist_root
 from optuna_postgres import Unavailable, start_postgres
 
 
@@ -27,7 +26,7 @@ def programs() -> dict[str, str]:
 
 @pytest.fixture(scope="session")
 def data_root() -> Path:
-    root = find_data_root()
+    root = fashion_mnist_root()
     if root is None:
         pytest.skip(
             "Fashion-MNIST not found in data/ or /usr/share/datasets (run scripts/setup.sh, "

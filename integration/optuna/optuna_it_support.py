@@ -10,12 +10,8 @@ SPACE = REPO / "search_spaces" / "resnet_tiny.yaml"
 #: Tiny real slice: trials take seconds on one CPU thread.
 SLICE = {"max_train": 600, "max_test": 300, "ratio": 0.2, "probe_epochs": 1}
 
-
-def data_root() -> Path | None:
-    for root in (REPO / "data", Path("/usr/share/datasets")):
-        if (root / "fashion-mnist").is_dir():
-            return root
-    return None
+sys.path.insert(0, str(REPO / "tests" / "python"))
+from testdata import fashion_mnist_root  # noqa: E402, F401  (the fixtures' data root)
 
 
 def cli_argv(data_root: Path, proxy_cache: Path, experiment: Path, *extra: str) -> list[str]:

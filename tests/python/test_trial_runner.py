@@ -20,6 +20,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+from testdata import fashion_mnist_root
 
 ROOT = Path(__file__).resolve().parents[2]
 SPACE = ROOT / "search_spaces" / "resnet_tiny.yaml"
@@ -29,18 +30,6 @@ DATAPROXY = Path(os.environ.get("DATAPROXY_BIN", BUILD / "plugin" / "cli" / "dat
 GOOD = {"B": 4, "K": 3, "M": 1}
 
 pytestmark = pytest.mark.skipif(not TRIAL.is_file(), reason=f"build {TRIAL} first")
-
-
-def find_data_root() -> Path | None:
-    candidates = []
-    if os.environ.get("DATAPROXY_DATA_ROOT"):
-        candidates.append(Path(os.environ["DATAPROXY_DATA_ROOT"]))
-    candidates += [ROOT / "data", Path("/usr/share/datasets/fashion-mnist")]
-    for root in candidates:
-        for folder in (root / "fashion-mnist", root):
-            if any(folder.glob("train-images-idx3-ubyte*")):
-                return root
-    return None
 
 
 class FakeNni:
@@ -258,7 +247,7 @@ def test_sigint_while_waiting_for_parameters(tmp_path, fake_nni):
 def proxy(tmp_path_factory):
     if not DATAPROXY.is_file():
         pytest.skip(f"build {DATAPROXY} first")
-    data = find_data_root()
+    data = fashion_mnist_root()
     if data is None:
         pytest.skip("Fashion-MNIST not found (set DATAPROXY_DATA_ROOT)")
     cache = tmp_path_factory.mktemp("cache")
