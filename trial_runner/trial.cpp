@@ -165,6 +165,22 @@ SpotCheckSummary summarize_spot_checks(const std::vector<TrialRecord>& records,
   return out;
 }
 
+namespace {
+
+json epoch_event(const char* phase, const EpochStats& s, int64_t epochs) {
+  return {{"event", "epoch"},
+          {"phase", phase},
+          {"epoch", s.epoch},
+          {"epochs", epochs},
+          {"test_accuracy", s.test_accuracy},
+          {"train_loss", s.train_loss},
+          {"train_accuracy", s.train_accuracy},
+          {"seconds", s.seconds},
+          {"images_per_second", s.images_per_second}};
+}
+
+}  // namespace
+
 int run_trial(const TrialOptions& options, const std::atomic<bool>& stop, std::ostream& out,
               const std::atomic<bool>* pruned) {
   EventStream events(out, options.report != ReportMode::quiet);
@@ -303,15 +319,7 @@ int run_trial(const TrialOptions& options, const std::atomic<bool>& stop, std::o
     const TrainResult proxy_result =
         trainer.fit(*model, proxy_train, proxy_test, [&](const EpochStats& s) {
           rec.proxy_curve.push_back(s.test_accuracy);
-          events.emit({{"event", "epoch"},
-                       {"phase", "proxy"},
-                       {"epoch", s.epoch},
-                       {"epochs", epochs},
-                       {"test_accuracy", s.test_accuracy},
-                       {"train_loss", s.train_loss},
-                       {"train_accuracy", s.train_accuracy},
-                       {"seconds", s.seconds},
-                       {"images_per_second", s.images_per_second}});
+          events.emit(epoch_event("proxy", s, epochs));
           if (nni_metrics && s.test_accuracy >= 0 && !stop) {
             nni_metrics->intermediate(s.test_accuracy);
           }
@@ -332,15 +340,7 @@ int run_trial(const TrialOptions& options, const std::atomic<bool>& stop, std::o
       const TrainResult full_result =
           trainer.fit(*full_model, splits.train, splits.test, [&](const EpochStats& s) {
             full_curve.push_back(s.test_accuracy);
-            events.emit({{"event", "epoch"},
-                         {"phase", "full"},
-                         {"epoch", s.epoch},
-                         {"epochs", epochs},
-                         {"test_accuracy", s.test_accuracy},
-                         {"train_loss", s.train_loss},
-                         {"train_accuracy", s.train_accuracy},
-                         {"seconds", s.seconds},
-                         {"images_per_second", s.images_per_second}});
+            events.emit(epoch_event("full", s, epochs));
             return !stop.load();
           });
       rec.extra["full_curve"] = full_curve;
