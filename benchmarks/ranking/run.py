@@ -337,6 +337,17 @@ class Runner:
         kw["load_average"] = os.getloadavg()  # other work on the machine distorts the costs
         append_jsonl(self.log_path, kw)
 
+    def skipped(self, plan: SpacePlan, seed: int, length: str, estimate: float | None) -> None:
+        """Records a block left out because it would pass the deadline."""
+        self.event(
+            kind="skipped",
+            space=plan.space,
+            seed=seed,
+            length=length,
+            reason="deadline",
+            estimate_s=estimate,
+        )
+
     def fits(self, estimate: float | None) -> bool:
         if self.deadline is None or estimate is None:
             return True
@@ -513,14 +524,7 @@ class Runner:
             estimate = self.block_seconds.get((plan.space, name))
             if not self.fits(estimate):
                 log(f"  skip {name} seed {seed}: would pass the deadline (est. {estimate:.0f}s)")
-                self.event(
-                    kind="skipped",
-                    space=plan.space,
-                    seed=seed,
-                    length=name,
-                    reason="deadline",
-                    estimate_s=estimate,
-                )
+                self.skipped(plan, seed, name, estimate)
                 return False
             argvs = []
             # A proxy's training cost grows with its ratio; the jobs get about equal shares.
@@ -555,14 +559,7 @@ class Runner:
                 self.ensure_full(plan, seed)
             else:
                 log(f"skip full data seed {seed} of {plan.space}: would pass the deadline")
-                self.event(
-                    kind="skipped",
-                    space=plan.space,
-                    seed=seed,
-                    length="full data",
-                    reason="deadline",
-                    estimate_s=estimate,
-                )
+                self.skipped(plan, seed, "full data", estimate)
 
     def run(self) -> None:
         plan_doc = {
@@ -603,14 +600,7 @@ class Runner:
             estimate = self.block_total.get(plan.space)
             if not self.fits(estimate):
                 log(f"skip {Path(plan.space).stem} seed {seed}: would pass the deadline")
-                self.event(
-                    kind="skipped",
-                    space=plan.space,
-                    seed=seed,
-                    length="all",
-                    reason="deadline",
-                    estimate_s=estimate,
-                )
+                self.skipped(plan, seed, "all", estimate)
                 continue
             start = time.monotonic()
             log(f"{Path(plan.space).stem} seed {seed}")
