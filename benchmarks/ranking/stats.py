@@ -1,7 +1,8 @@
-"""Ranking metrics, bootstrap intervals and the cost ledger of the ranking benchmark.
+"""Ranking metrics, bootstrap intervals, paired tests and detectable differences of the ranking
+benchmark.
 
-Everything here is pure: it takes accuracies and seconds, and returns numbers. run.py feeds it
-the records that `dataproxy evaluate` and `dataproxy generate` wrote.
+Everything here is pure: it takes accuracies and seconds, and returns numbers. analyse.py feeds
+it the records that `dataproxy evaluate` and `dataproxy generate` wrote.
 """
 
 from __future__ import annotations
@@ -15,6 +16,9 @@ from scipy import stats as sps
 BOOTSTRAP_RESAMPLES = 10000
 BOOTSTRAP_SEED = 12345
 CI_LEVEL = 0.95
+PERMUTATION_EXACT_MAX = 16  # exact sign-flip test up to 2**16 sign patterns
+PERMUTATION_RESAMPLES = 100000
+POWER = 0.8
 
 
 def _finite(x: float) -> bool:
@@ -119,3 +123,80 @@ def projected_speedup(
     if denominator <= 0:
         return None
     return n * full_per_config / denominator
+
+
+def paired_test(a: list[float | None], b: list[float | None]) -> dict:
+    """a - b paired by seed (pairs with an undefined side are left out): mean, 95% bootstrap
+    interval, the sign-flip permutation test of the mean (exact up to 16 pairs; two-sided),
+    Wilcoxon's signed-rank test (SciPy, zeros dropped as Wilcoxon did), the paired SD and the
+    minimum detectable difference at 80% power, MDE = (z_0.975 + z_0.8) * sd / sqrt(n)."""
+    d = np.asarray([x - y for x, y in zip(a, b) if x is not None and y is not None], dtype=float)
+    out = bootstrap_mean(list(d))
+    out["pairs"] = int(len(d))
+    out["dropped"] = int(len(a) - len(d))
+    if len(d) < 2:
+        out.update(sd=None, mde=None, p_permutation=None, p_wilcoxon=None)
+        return out
+    sd = float(d.std(ddof=1))
+    z = sps.norm.ppf(1 - (1 - CI_LEVEL) / 2) + sps.norm.ppf(POWER)
+    out["sd"] = sd
+    out["mde"] = float(z * sd / math.sqrt(len(d)))
+    out["p_permutation"] = sign_flip_p(d)
+    nonzero = d[d != 0]
+    if len(nonzero) == 0:
+        out["p_wilcoxon"] = 1.0
+    else:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            out["p_wilcoxon"] = float(sps.wilcoxon(nonzero).pvalue)
+    return out
+
+
+def sign_flip_p(d: np.ndarray) -> float:
+    """Two-sided p-value of the paired mean under random signs (the permutation test for paired
+    data): exact enumeration up to PERMUTATION_EXACT_MAX pairs, else Monte Carlo."""
+    n = len(d)
+    observed = abs(d.mean())
+    if n <= PERMUTATION_EXACT_MAX:
+        codes = np.arange(2**n, dtype=np.int64)[:, None]
+        signs = 1 - 2 * ((codes >> np.arange(n)) & 1)
+    else:
+        rng = np.random.default_rng(BOOTSTRAP_SEED)
+        signs = rng.choice((-1, 1), size=(PERMUTATION_RESAMPLES, n))
+    means = np.abs((signs * d).mean(axis=1))
+    return float(np.mean(means >= observed - 1e-12))
+
+
+def ceiling(accuracies: list[list[float]]) -> dict:
+    """The reference's own noise: each training seed's ranking against the mean of the others
+    (tau over all candidates and over the top half, regret). Its mean is the ceiling: the
+    agreement a perfect proxy, itself one training seed, could expect with the averaged
+    reference."""
+    per_seed = []
+    k = len(accuracies)
+    if k < 2:
+        return {"per_seed": [], "kendall_all": None, "kendall_top": None, "regret_points": None}
+    for i in range(k):
+        others = np.mean([accuracies[j] for j in range(k) if j != i], axis=0)
+        m = ranking_metrics([float(x) for x in others], [float(x) for x in accuracies[i]])
+        per_seed.append(
+            {
+                "kendall_all": m["all"]["kendall"],
+                "kendall_top": m["top"]["kendall"],
+                "spearman_all": m["all"]["spearman"],
+                "regret_points": m["regret_points"],
+                "top1_kept": m["top1_kept"],
+            }
+        )
+
+    def mean(key: str) -> float | None:
+        v = [p[key] for p in per_seed if p[key] is not None]
+        return float(np.mean(v)) if v else None
+
+    return {
+        "per_seed": per_seed,
+        "kendall_all": mean("kendall_all"),
+        "kendall_top": mean("kendall_top"),
+        "spearman_all": mean("spearman_all"),
+        "regret_points": mean("regret_points"),
+    }
