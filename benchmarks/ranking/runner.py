@@ -160,6 +160,17 @@ class Runner:
                 continue
             d.mkdir(parents=True, exist_ok=True)
             (d / "settings.json").write_text(json.dumps(settings, indent=2, sort_keys=True) + "\n")
+            # What trained it (not part of the key): commit, working tree, binary.
+            append_jsonl(
+                d / "provenance.jsonl",
+                {
+                    "time": now_utc(),
+                    "git": git_commit(),
+                    "binary": self.bin,
+                    "binary_sha256": tool.binary_sha256(self.bin),
+                    "configs": missing,
+                },
+            )
             # Interleaved shares (the enumeration order tends to grow in size).
             parts = max(1, min(self.tier.jobs, len(missing)))
             for j in range(parts):
@@ -389,6 +400,7 @@ class Runner:
             "git": git_commit(),
             "machine": machine_info(tool.version(self.bin)),
             "binary": self.bin,
+            "binary_sha256": tool.binary_sha256(self.bin),
             "methods": list(tool.methods(self.bin)),
             "arms": [dataclasses.asdict(a) for a in self.arms],
             "main_arm": self.main.name,

@@ -4,6 +4,7 @@ proxy methods and a space's configurations, and decoding what it records."""
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import os
 import subprocess
@@ -75,6 +76,11 @@ def run_json_lines(argv: list[str]) -> tuple[list[dict], float]:
 @cache
 def version(binary: str) -> str:
     return subprocess.run([binary, "version"], capture_output=True, text=True).stdout.strip()
+
+
+@cache
+def binary_sha256(binary: str) -> str:
+    return hashlib.sha256(Path(binary).read_bytes()).hexdigest()
 
 
 @cache
