@@ -1,4 +1,4 @@
-#!/work/main/.venv/bin/python
+#!/usr/bin/env python3
 """A stand-in for the `dataproxy` binary that speaks its CLI contract (methods --json, version,
 generate, evaluate with --record-correct / --steps / --list-configs) with synthetic accuracies,
 in milliseconds. It checks the benchmark's plumbing (plan, runner, resume, analysis, tables,

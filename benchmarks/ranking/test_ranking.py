@@ -1,0 +1,111 @@
+"""Checks of the ranking benchmark's own code (not of dataproxy): statistics, the plan's step
+counts, the correctness encoding, and the whole run -> analyse pipeline against
+fake_dataproxy.py (synthetic accuracies, seconds).
+
+    .venv/bin/python -m pytest benchmarks/ranking/test_ranking.py -q
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+import plan  # noqa: E402
+import stats  # noqa: E402
+import tool  # noqa: E402
+
+
+def test_sign_flip_exact() -> None:
+    # All 8 differences positive: only the all-plus and all-minus sign patterns are as extreme.
+    d = np.arange(1, 9, dtype=float)
+    assert stats.sign_flip_p(d) == pytest.approx(2 / 2**8)
+    assert stats.sign_flip_p(np.array([1.0, -1.0])) == 1.0
+
+
+def test_paired_test_mde_and_zeros() -> None:
+    t = stats.paired_test([0.1] * 5 + [0.3] * 5, [0.0] * 10)
+    sd = np.std([0.1] * 5 + [0.3] * 5, ddof=1)
+    assert t["mde"] == pytest.approx((1.959964 + 0.841621) * sd / np.sqrt(10), rel=1e-5)
+    assert t["p_permutation"] < 0.01
+    z = stats.paired_test([0.0] * 4, [0.0] * 4)
+    assert z["p_permutation"] == 1.0 and z["p_wilcoxon"] == 1.0
+    u = stats.paired_test([0.5, None, 0.2], [0.1, 0.1, None])
+    assert u["pairs"] == 1 and u["dropped"] == 2 and u["mde"] is None
+
+
+def test_ceiling_is_each_seed_against_the_others() -> None:
+    a = [[0.1, 0.2, 0.3, 0.4], [0.1, 0.2, 0.3, 0.4], [0.4, 0.3, 0.2, 0.1]]
+    c = stats.ceiling(a)
+    # Seed 3 reversed: against the mean of two identical ascending seeds its tau is -1.
+    assert c["per_seed"][2]["kendall_all"] == pytest.approx(-1.0)
+    assert len(c["per_seed"]) == 3
+
+
+def test_cpu_tier_gives_5_percent_proxies_200_steps() -> None:
+    tier = plan.TIERS["cpu"]
+    for sp in tier.spaces:
+        rows = plan.steps_table(tier, sp, tier.max_train)
+        paper5 = next(r for r in rows if r["ratio"] == 0.05 and r["length"] == plan.PAPER)
+        assert paper5["steps"] >= 200
+
+
+def test_decode_correct_round_trip() -> None:
+    ok = np.random.default_rng(0).random(1003) < 0.7
+    rec = {
+        "extra": {
+            "test_size": 1003,
+            "correct_bits": base64.b64encode(np.packbits(ok).tobytes()).decode(),
+        }
+    }
+    assert np.array_equal(tool.decode_correct(rec), ok)
+
+
+def test_arms_from_the_cpp_list() -> None:
+    arms = plan.arms(
+        [
+            {"name": "importance", "needs_probes": True},
+            {"name": "random", "needs_probes": False},
+        ]
+    )
+    assert [a.name for a in arms] == ["importance", "importance-global", "random", "full-steps"]
+    assert plan.main_arm(arms).name == "importance"
+
+
+def test_pipeline_against_the_fake_binary(tmp_path: Path) -> None:
+    run_dir = tmp_path / "run"
+    subprocess.run(
+        [
+            sys.executable,
+            str(HERE / "run.py"),
+            "run",
+            "--tier",
+            "smoke",
+            "--run-dir",
+            str(run_dir),
+            "--bin",
+            str(HERE / "fake_dataproxy.py"),
+        ],
+        check=True,
+        capture_output=True,
+        # The fake's `#!/usr/bin/env python3` must find this interpreter (NumPy, PyYAML).
+        env={**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"},
+    )
+    summary = (run_dir / "ranking_smoke_summary.md").read_text()
+    assert "importance (per class)" in summary and "full data, fewer steps" in summary
+    doc = json.loads(next(run_dir.glob("ranking_smoke_2*.json")).read_text())
+    space = doc["spaces"][0]
+    arms = {r["arm"] for r in space["rows"]}
+    assert arms == {"importance", "importance-global", "random", "stratified", "full-steps"}
+    assert all(len(r["seeds"]) == 2 for r in space["rows"])
+    assert all(s["matched"] for s in space["steps_check"])
+    assert (run_dir / "ranking_smoke_fmnist_size_tau_vs_cost.png").stat().st_size > 0
