@@ -140,6 +140,8 @@ def steps_table(tier: Tier, plan: SpacePlan, n_train: int) -> list[dict]:
     for ratio in plan.ratios:
         size = proxy_size(ratio, n_train)
         for length in plan.lengths:
+            if length != PAPER and plan.long_ratios and ratio not in plan.long_ratios:
+                continue
             e = length_epochs(tier, plan, length)
             rows.append(
                 {
@@ -184,7 +186,7 @@ TIERS = {
     "cpu-cifar10": Tier(
         dataset="cifar10",
         data_roots=["data"],
-        max_train=6400,
+        max_train=4800,
         max_test=2000,
         threads=1,
         jobs=2,
