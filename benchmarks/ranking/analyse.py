@@ -175,7 +175,8 @@ def analyse_space(runner: Runner, plan: SpacePlan, tier: Tier) -> dict:
             probe["seconds"] = sum(float(p.get("train_seconds") or 0) for p in probes)
             probe["passes"] = float(
                 sum(
-                    p.get("samples_seen") or train_size * planmod.reference_epochs(tier, plan)
+                    p.get("samples_seen")
+                    or train_size * (p.get("epochs") or planmod.reference_epochs(tier, plan))
                     for p in probes
                 )
             )
