@@ -49,6 +49,7 @@ def main() -> None:
     r.add_argument("--deadline", help="HH:MM UTC: start no training that would end later")
     r.add_argument("--seeds", type=int, help="override the proxy seeds of every space")
     r.add_argument("--jobs", type=int, help="override the tier's trainings at once")
+    r.add_argument("--threads", type=int, help="override the tier's threads per training")
     r.add_argument("--spaces", help="comma-separated YAML stems to run (default: the tier's)")
     r.add_argument("--reference-only", action="store_true", help="build the reference only")
     r.add_argument("--no-analyse", action="store_true", help="run only")
@@ -98,6 +99,8 @@ def main() -> None:
         if args.jobs < 1:
             sys.exit("run.py: --jobs must be 1 or more")
         tier.jobs = args.jobs
+    if args.threads is not None:
+        tier.threads = args.threads
     if args.seeds is not None:
         for plan in tier.spaces:
             plan.seeds = args.seeds
