@@ -131,7 +131,7 @@ int main(int argc, char** argv) try {
   torch::Tensor train_f =
       centres.index_select(0, torch::randint(10, {n_train})) + torch::randn({n_train, feature_dim});
   torch::Tensor correct = torch::rand({2, n_test}).lt(torch::tensor({0.8, 0.9}).unsqueeze(1));
-  OursOptions ours;
+  ImportanceOptions ours;
 
   auto t = Clock::now();
   double c = cpu_now();

@@ -41,7 +41,7 @@ exec "$PYTHON" -m dataproxy.optuna \
   --max-train "${MAX_TRAIN:-4000}" \
   --max-test "${MAX_TEST:-1000}" \
   --ratio "${RATIO:-0.1}" \
-  --method ours \
+  --method importance \
   --probe-epochs "${PROBE_EPOCHS:-2}" \
   --n-trials "${N_TRIALS:-12}" \
   --epochs "${EPOCHS:-4}" \

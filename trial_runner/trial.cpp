@@ -295,6 +295,7 @@ int run_trial(const TrialOptions& options, const std::atomic<bool>& stop, std::o
     check_dataset(manifest, splits.train);
     const Dataset proxy_train = proxy_train_set(manifest, splits.train);
     const Dataset proxy_test = proxy_test_set(manifest, splits.test);
+    const Dataset ranking_test = ranking_test_set(manifest, splits.test);
     if (stop) return interrupted();
 
     const InputShape shape{splits.train.channels(), splits.train.height(), splits.train.width()};
@@ -338,7 +339,7 @@ int run_trial(const TrialOptions& options, const std::atomic<bool>& stop, std::o
       seed_everything(options.seed);
       auto full_model = build_model(space, config, shape, splits.train.num_classes);
       const TrainResult full_result =
-          trainer.fit(*full_model, splits.train, splits.test, [&](const EpochStats& s) {
+          trainer.fit(*full_model, splits.train, ranking_test, [&](const EpochStats& s) {
             full_curve.push_back(s.test_accuracy);
             events.emit(epoch_event("full", s, epochs));
             return !stop.load();

@@ -97,7 +97,7 @@ def write_config(tmp: Path, data: Path) -> Path:
                 "dataset": "fashion-mnist",
                 "data_root": str(data),
                 "ratio": 0.25,
-                "method": "ours",
+                "method": "importance",
                 "seed": 0,
                 "max_train": 2000,
                 "max_test": 1000,

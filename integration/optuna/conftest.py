@@ -63,7 +63,7 @@ def manifest(programs, data_root, proxy_cache) -> dict:
         "--probe-epochs",
         str(SLICE["probe_epochs"]),
         "--method",
-        "ours",
+        "importance",
         "--seed",
         "0",
         "--device",

@@ -39,6 +39,8 @@ struct EvaluateOptions {
   int64_t max_train = -1;           ///< -1 = not given (the manifest's slice, or all)
   int64_t max_test = -1;            ///< -1 = not given
   int64_t epochs = 0;               ///< 0 = the space's training epochs
+  int64_t steps = 0;                ///< exactly this many optimizer steps; 0 = whole epochs
+  bool record_correct = false;      ///< per-test-sample correctness in each record
   uint64_t seed = 0;                ///< training seed (init, shuffling, augmentation)
   int threads = 0;                  ///< CPU threads; 0 = all cores
   std::string memory_format = "auto";
@@ -97,6 +99,17 @@ void check_slice(const char* flag, int64_t given, int64_t in_manifest, const fs:
                        << " out or regenerate the proxy with it");
 }
 
+/// Bits of a bool vector, eight to a byte, the first in the highest bit (numpy.packbits).
+std::string pack_bits(const torch::Tensor& bits) {
+  const torch::Tensor b = bits.to(torch::kCPU, torch::kBool).contiguous();
+  const bool* p = b.data_ptr<bool>();
+  std::string out(static_cast<std::size_t>((b.numel() + 7) / 8), '\0');
+  for (int64_t i = 0; i < b.numel(); ++i) {
+    if (p[i]) out[i / 8] = static_cast<char>(out[i / 8] | (0x80 >> (i % 8)));
+  }
+  return out;
+}
+
 json record_line(const TrialRecord& r) {
   json j = r.to_json();
   j["event"] = "trial";
@@ -124,7 +137,13 @@ int run_evaluate(const std::vector<std::string>& args) {
       "max-test", po::value(&o.max_test)->default_value(-1),
       "first N test samples (default: the manifest's slice, or all)")(
       "epochs", po::value(&o.epochs)->default_value(0), "epochs; 0 = the space's")(
-      "seed", po::value(&o.seed)->default_value(0), "training seed")(
+      "steps", po::value(&o.steps)->default_value(0),
+      "train exactly this many optimizer steps (the schedule spans them; the last epoch may be "
+      "partial) instead of whole epochs; 0 = whole epochs")(
+      "record-correct", po::bool_switch(&o.record_correct),
+      "add each evaluated test sample's correctness to the record (extra.correct_bits: base64 "
+      "of the bits, first sample in the highest bit)")("seed", po::value(&o.seed)->default_value(0),
+                                                       "training seed")(
       "threads", po::value(&o.threads)->default_value(0), "CPU threads; 0 = all cores")(
       "device", po::value(&o.device)->default_value("auto"), "auto, cpu, cuda or cuda:N")(
       "memory-format", po::value(&o.memory_format)->default_value("auto"),
@@ -151,6 +170,10 @@ int run_evaluate(const std::vector<std::string>& args) {
   o.results = results;
   for (const auto& m : manifests) o.manifests.emplace_back(m);
   DATAPROXY_CHECK(o.epochs >= 0, InvalidInput, "--epochs must be >= 0, got " << o.epochs);
+  DATAPROXY_CHECK(o.steps >= 0, InvalidInput, "--steps must be >= 0, got " << o.steps);
+  DATAPROXY_CHECK(o.steps == 0 || o.epochs == 0, InvalidInput,
+                  "--steps " << o.steps << " and --epochs " << o.epochs
+                             << " both set the training length; give one of them");
   DATAPROXY_CHECK(o.threads >= 0, InvalidInput, "--threads must be >= 0, got " << o.threads);
 
   const auto started = std::chrono::steady_clock::now();
@@ -220,6 +243,7 @@ int run_evaluate(const std::vector<std::string>& args) {
   topts.threads = threads;
   topts.seed = o.seed;
   topts.epochs = o.epochs;
+  topts.max_steps = o.steps;
   topts.evaluate_each_epoch = o.eval_each_epoch;
   Trainer trainer(search_space.training(), topts, *reporter);
   const int64_t epochs = o.epochs > 0 ? o.epochs : search_space.training().epochs;
@@ -237,8 +261,10 @@ int run_evaluate(const std::vector<std::string>& args) {
       rec.framework = "benchmark";
       rec.config = config;
       rec.config_id = search_space.config_id(config);
-      rec.trial_id = (proxy ? t.manifest->key.substr(0, 12) : std::string("full")) + "/" +
-                     rec.config_id + "/e" + std::to_string(epochs) + "/s" + std::to_string(o.seed);
+      rec.trial_id =
+          (proxy ? t.manifest->key.substr(0, 12) : std::string("full")) + "/" + rec.config_id +
+          (o.steps > 0 ? "/k" + std::to_string(o.steps) : "/e" + std::to_string(epochs)) + "/s" +
+          std::to_string(o.seed);
       rec.status = r.stopped_early ? "interrupted" : "complete";
       std::vector<double> curve;
       for (const auto& e : r.epochs)
@@ -268,14 +294,20 @@ int run_evaluate(const std::vector<std::string>& args) {
           {"train_size", t.train.size()},
           {"test_size", t.test.size()},
           {"num_classes", t.num_classes},
-          {"epochs", epochs},
+          {"epochs", static_cast<int64_t>(r.epochs.size())},
           {"train_seed", o.seed},
           {"threads", threads},
           {"train_seconds", r.train_seconds},
           {"total_seconds", r.total_seconds},
+          {"steps", r.steps},
+          {"samples_seen", r.samples_seen},
           {"curve", curve},
           {"tool_version", kVersion},
       };
+      if (o.record_correct && r.final_correct.defined()) {
+        rec.extra["correct_on"] = proxy ? "evaluation" : "test";
+        rec.extra["correct_bits"] = base64_encode(pack_bits(r.final_correct));
+      }
       if (proxy) {
         rec.extra["method"] = t.manifest->method;
         rec.extra["ratio"] = t.manifest->ratio;

@@ -232,7 +232,7 @@ def test_generate_argv_is_a_list_without_a_shell():
         dataset="cifar10",
         data_root="/d",
         ratio=0.1,
-        method="ours",
+        method="importance",
         seed=0,
         cache="/c; rm -rf /",
         extra=["--weights", "2,1,6,1"],

@@ -103,7 +103,7 @@ def write_store(folder: Path, torn_tail: bool = True) -> Path:
         "schema_version": 1,
         "key": "k" * 64,
         "dataset": "cifar10",
-        "method": "ours",
+        "method": "importance",
         "ratio": 0.1,
         "space_name": "resnet20",
         "probes": PROBES,

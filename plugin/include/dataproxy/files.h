@@ -39,6 +39,8 @@ std::string md5_file(const fs::path& path);
 std::string sha1_file(const fs::path& path);
 std::string sha256_hex(std::string_view data);
 std::string sha256_file(const fs::path& path);
+/// Standard base64 (RFC 4648, with padding).
+std::string base64_encode(std::string_view data);
 
 /// Incremental SHA-256, for hashing large tensors without copying them.
 class Sha256 {

@@ -17,7 +17,7 @@ namespace fs = std::filesystem;
 using json = nlohmann::json;
 
 /// Current manifest schema; loaders refuse other versions with a message.
-inline constexpr int kManifestSchemaVersion = 1;
+inline constexpr int kManifestSchemaVersion = 2;
 
 /// A probe network trained on the full data. Its accuracies are free spot checks.
 struct ProbeRecord {
@@ -25,7 +25,10 @@ struct ProbeRecord {
   std::string config_id;  ///< SearchSpace::config_id
   int64_t macs = 0;
   int64_t params = 0;
-  double test_accuracy = 0;  ///< full-data training, test split
+  double test_accuracy = 0;  ///< full-data training, on the samples candidates are ranked on
+  /// Accuracy on the selection samples (decides which probe of a pair is the more accurate);
+  /// -1 when not recorded.
+  double selection_accuracy = -1;
   double train_seconds = 0;  ///< all epochs
   double epoch_seconds = 0;  ///< mean per epoch
   int64_t epochs = 0;
@@ -34,6 +37,18 @@ struct ProbeRecord {
 /// ProbeRecord <-> JSON (the manifest's and the probe cache's shared format).
 json probe_to_json(const ProbeRecord& probe);
 ProbeRecord probe_from_json(const json& j);
+
+/// Which test samples computed the importance (selection) and which rank the candidates
+/// (evaluation). Indices into the (sliced) test split, ascending, each in a side file.
+struct SelectionRecord {
+  std::string split = "half-test";  ///< "half-test" (disjoint) or "paper-test" (both = all)
+  double fraction = 0.5;            ///< share of each class used for selection (half-test)
+  uint64_t seed = 0;                ///< split seed
+  std::vector<int64_t> selection;
+  std::vector<int64_t> evaluation;
+  std::string selection_file, selection_sha256;    ///< side file, relative to the folder
+  std::string evaluation_file, evaluation_sha256;  ///< side file, relative to the folder
+};
 
 /// Everything a trial needs to train on a proxy, and everything that explains it.
 struct Manifest {
@@ -65,6 +80,7 @@ struct Manifest {
   std::string indices_sha256;    ///< checksum of that file
   std::vector<int64_t> kept_classes;    ///< original labels kept, ascending (all when no reduction)
   std::vector<int64_t> label_remap;     ///< original label -> new label, -1 for dropped classes
+  SelectionRecord selection;            ///< selection and evaluation test samples
   std::vector<ProbeRecord> probes;      ///< lightest first
   json case_counts = json::object();    ///< {"c1": n, "c2": n, "c3": n, "c4": n}
   std::vector<int64_t> class_counts;    ///< proxy samples per original class
@@ -88,8 +104,10 @@ std::string manifest_key(const Manifest& manifest);
 void save_manifest(const Manifest& manifest, const fs::path& dir);
 
 /// Loads and validates a manifest from a manifest.json path or its folder. Refuses, with the
-/// reason, a wrong schema, a file edited after writing (key mismatch), and a missing or changed
-/// indices file.
+/// reason, a wrong schema, a file edited after writing (key mismatch), a side file that is
+/// missing, changed, outside the folder or a symlink, indices out of range, unsorted or
+/// duplicated, and an evaluation set that overlaps the selection set (unless the manifest says
+/// "paper-test", the paper's protocol, which uses the whole test split for both).
 Manifest load_manifest(const fs::path& path);
 
 /// Checks that `train` (the full train split) is the data the manifest was built from; throws
@@ -98,7 +116,10 @@ void check_dataset(const Manifest& manifest, const Dataset& train);
 
 /// The proxy training set: the selected samples with labels remapped to [0, proxy classes).
 Dataset proxy_train_set(const Manifest& manifest, const Dataset& full_train);
-/// The test split restricted to the kept classes, labels remapped the same way.
+/// The samples candidates are ranked on: the evaluation split of `full_test`, restricted to the
+/// kept classes, labels remapped the same way.
 Dataset proxy_test_set(const Manifest& manifest, const Dataset& full_test);
+/// The evaluation split of `full_test` with its original labels (full-data spot checks).
+Dataset ranking_test_set(const Manifest& manifest, const Dataset& full_test);
 
 }  // namespace dataproxy

@@ -109,6 +109,18 @@ torch::Tensor brute_force_nearest(const torch::Tensor& index_points,
 torch::Tensor weighted_sample(const torch::Tensor& weights, int64_t count, uint64_t seed,
                               const torch::Tensor& labels = {}, int64_t class_floor = 0);
 
+/// Samples per class for a per-class draw of `count` samples: proportional to each class's
+/// candidates (weights > 0), largest remainders first (ties: lower class), so the quotas sum to
+/// exactly `count` and each is within one sample of its exact share. int64 per class label.
+std::vector<int64_t> per_class_quotas(const torch::Tensor& weights, const torch::Tensor& labels,
+                                      int64_t count);
+
+/// The paper's per-class reduction (section 4): `quotas[c]` samples of class c, drawn within the
+/// class without replacement with probability proportional to weight. Uses the same keys as
+/// weighted_sample() for the same seed. Returns int64 [sum of quotas], ascending.
+torch::Tensor weighted_sample_per_class(const torch::Tensor& weights, const torch::Tensor& labels,
+                                        const std::vector<int64_t>& quotas, uint64_t seed);
+
 /// Train-split size for `ratio`: round(ratio * n). Throws InvalidInput for a ratio outside
 /// (0, 1] or one that rounds to no sample.
 int64_t proxy_size(double ratio, int64_t n);
@@ -159,17 +171,24 @@ struct ProbeEvidence {
   json stage_seconds = json::object();  ///< {"probes": s, "features": s} when computed
 };
 
+/// The evidence of the test samples `test_indices` only: their correctness and features, and
+/// each probe's test_accuracy measured on them.
+ProbeEvidence restrict_evidence(const ProbeEvidence& evidence,
+                                const std::vector<int64_t>& test_indices);
+
 /// Everything a selection method may use.
 struct SelectionContext {
   const Dataset& train;
-  const Dataset& test;
-  const ProbeEvidence* evidence = nullptr;  ///< set when the method needs probes
+  const Dataset& selection;  ///< the test samples importance is computed on (never ranked on)
+  /// Probe evidence restricted to `selection` (correctness and features of those samples;
+  /// accuracies on them); set when the method needs probes.
+  const ProbeEvidence* evidence = nullptr;
   Reporter& reporter;
   uint64_t seed = 0;
 };
 
-/// A way to pick proxy samples. New methods implement this and register in
-/// make_selection_method(); nothing else changes.
+/// A way to pick proxy samples. Callers pass one into generate_proxy() as an object; only the
+/// edges (CLI, adapters) look methods up by name, through make_selection_method().
 class SelectionMethod {
  public:
   virtual ~SelectionMethod() = default;
@@ -186,41 +205,90 @@ class SelectionMethod {
                              const torch::Tensor& candidates, int64_t count) const = 0;
 };
 
+/// How the importance-weighted draw spreads the proxy over classes.
+enum class SampleDraw {
+  kPerClass,  ///< each class keeps its share, drawn by importance within it (paper section 4)
+  kGlobal,    ///< one draw over all samples by importance (class sizes follow importance)
+};
+/// "per-class" or "global"; throws InvalidInput otherwise.
+SampleDraw parse_sample_draw(const std::string& name);
+std::string to_string(SampleDraw draw);
+
 /// Options of the paper's method.
-struct OursOptions {
+struct ImportanceOptions {
   CaseWeights weights;
+  SampleDraw draw = SampleDraw::kPerClass;
   int64_t pca_dim = 32;          ///< PCA components of the features; 0 = no PCA
-  std::string pca_fit = "test";  ///< fit PCA on "test" samples (the index) or "all"
+  std::string pca_fit = "test";  ///< fit PCA on the "test" (selection) samples or on "all"
   KnnOptions knn;
-  int64_t class_floor = 0;  ///< at least this many samples per kept class; 0 = none
+  /// At least this many samples per kept class; 0 = none. Global draw only (a per-class draw
+  /// gives every class its share already).
+  int64_t class_floor = 0;
 };
 
-/// The paper's Algorithm 1: probe-pair importance mapped to train samples, weighted sampling.
-std::unique_ptr<SelectionMethod> make_ours(const OursOptions& options);
+/// The paper's Algorithm 1: probe-pair importance on the selection samples, mapped to train
+/// samples through the upper probe's features, then an importance-weighted draw.
+std::unique_ptr<SelectionMethod> make_importance(const ImportanceOptions& options);
 /// Uniform random sampling (the paper's baseline). `class_floor` as in weighted_sample().
 std::unique_ptr<SelectionMethod> make_random(int64_t class_floor = 0);
 /// Class-balanced random sampling: equal quotas per kept class (capped by the class's size,
 /// the rest spread over classes with room), uniform within a class.
 std::unique_ptr<SelectionMethod> make_stratified();
 
-/// Names accepted by make_selection_method().
-std::vector<std::string> selection_method_names();
-/// "ours", "random" or "stratified"; throws InvalidInput listing the names otherwise.
+/// A selection method as the edges (CLI, Python adapters, benchmarks) name it.
+struct SelectionMethodInfo {
+  std::string name;
+  bool needs_probes = false;
+  std::string summary;
+};
+/// Every selection method, the default first: the one list that `dataproxy methods` prints.
+const std::vector<SelectionMethodInfo>& selection_methods();
+/// Builds a method by name (`options` configures "importance"; class_floor also "random");
+/// throws InvalidInput listing the names otherwise.
 std::unique_ptr<SelectionMethod> make_selection_method(const std::string& name,
-                                                       const OursOptions& options);
+                                                       const ImportanceOptions& options);
+
+// ---------------------------------------------------------------------------------------------
+// Selection split: which test samples compute importance, which rank the candidates.
+
+/// Options of the selection split.
+struct SelectionSplitOptions {
+  /// "half-test": a seeded, class-stratified part of the test split computes importance and the
+  /// rest ranks the candidates (no leak). "paper-test": the whole test split does both, as in
+  /// the paper (the proxy is chosen knowing the samples it is judged on).
+  std::string split = "half-test";
+  double fraction = 0.5;  ///< share of each class's test samples used for selection (half-test)
+  int64_t seed = -1;      ///< split seed; -1 = the sampling seed
+};
+
+/// Test indices for selection and for evaluation (ranking), each ascending.
+struct TestSplit {
+  std::vector<int64_t> selection;
+  std::vector<int64_t> evaluation;
+};
+
+/// Splits `test_labels` (int64 [T]) as `options` says; throws InvalidInput for an unknown split,
+/// a fraction outside (0, 1), or a split that leaves either side empty.
+TestSplit split_test_samples(const torch::Tensor& test_labels, const SelectionSplitOptions& options,
+                             uint64_t seed);
 
 // ---------------------------------------------------------------------------------------------
 // Probes and their cache
 
 /// How probes are chosen and trained.
 struct ProbeOptions {
-  int64_t count = 2;            ///< probes (>= 2): lightest, heaviest, and count-2 between
-  int64_t epochs = 0;           ///< training epochs; 0 = the space's TrainSettings::epochs
-  uint64_t seed = 0;            ///< training seed (separate from the sampling seed)
+  int64_t count = 2;   ///< probes (>= 2): lightest, heaviest, and count-2 between
+  int64_t epochs = 0;  ///< training epochs; 0 = the space's TrainSettings::epochs
+  /// Probe seed; training uses probe_training_seed(seed), a stream of its own, so that a probe
+  /// never repeats a candidate's run with the same seed, data and epochs.
+  uint64_t seed = 0;
   std::string device = "auto";  ///< "auto", "cpu", "cuda", "cuda:N"
   int threads = 0;              ///< CPU threads; 0 = all cores
   fs::path cache_dir;           ///< probe cache root; empty = default_cache_dir()/probes
 };
+
+/// The training seed of probes with ProbeOptions::seed `seed`.
+uint64_t probe_training_seed(uint64_t seed);
 
 /// Key of the probe cache entry for these inputs (dataset fingerprints, space hash, probe
 /// configurations, epochs, seed, tool version).
@@ -239,17 +307,21 @@ ProbeEvidence obtain_probe_evidence(const SearchSpace& space, const DatasetSplit
 // ---------------------------------------------------------------------------------------------
 // generate_proxy
 
-/// Everything generate_proxy() needs. CLI flags map one to one onto these fields.
+/// Everything generate_proxy() needs. CLI flags map one to one onto these fields; the method
+/// and the probe chooser are objects (the CLI builds them from names).
 struct ProxyOptions {
-  fs::path space;               ///< search-space YAML
-  std::string dataset;          ///< name for load_dataset()
-  fs::path data_root;           ///< folder for load_dataset()
-  LoadOptions load_options;     ///< slice of the data (max_train / max_test)
-  double ratio = 0.1;           ///< fraction of the train split to keep, in (0, 1]
-  std::string method = "ours";  ///< "ours", "random" or "stratified"
-  uint64_t seed = 0;            ///< sampling seed
-  OursOptions ours;             ///< settings of "ours" (class_floor also applies to "random")
-  ProbeOptions probes;          ///< probe choice and training (cache_dir filled from cache_dir)
+  fs::path space;            ///< search-space YAML
+  std::string dataset;       ///< name for load_dataset()
+  fs::path data_root;        ///< folder for load_dataset()
+  LoadOptions load_options;  ///< slice of the data (max_train / max_test)
+  double ratio = 0.1;        ///< fraction of the train split to keep, in (0, 1]
+  /// The selection method; empty = importance with default options.
+  std::shared_ptr<const SelectionMethod> method;
+  /// The probe chooser; empty = MacsProbeChooser (the paper's).
+  std::shared_ptr<const ProbeChooser> probe_chooser;
+  uint64_t seed = 0;                ///< sampling seed
+  SelectionSplitOptions selection;  ///< which test samples select, which rank
+  ProbeOptions probes;              ///< probe training (cache_dir filled from cache_dir)
   /// Fraction kept by label reduction before sampling (paper 3.3); 0 = no label reduction.
   /// Must be >= ratio.
   double label_reduction = 0;

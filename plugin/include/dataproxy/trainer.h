@@ -31,6 +31,9 @@ struct TrainOptions {
   int threads = 0;     ///< CPU intra-op threads (process-wide); 0 = all cores this process may use
   uint64_t seed = 0;   ///< seeds shuffling, augmentation, random layers (weights: seed_everything)
   int64_t epochs = 0;  ///< 0 = TrainSettings::epochs
+  /// Stop after this many optimizer steps, the learning-rate schedule spanning them (the last
+  /// epoch may be partial); `epochs` is then derived. 0 = epochs x batches per epoch.
+  int64_t max_steps = 0;
   int64_t batch_size = 0;       ///< 0 = TrainSettings::batch_size
   double learning_rate = 0;     ///< 0 = TrainSettings::learning_rate
   bool mixed_precision = true;  ///< bf16 autocast on CUDA; ignored on CPU
@@ -64,8 +67,13 @@ struct TrainResult {
   double final_accuracy = -1;  ///< test accuracy after the last epoch; -1 if test is empty
   double train_seconds = 0;    ///< all epochs, evaluation excluded
   double total_seconds = 0;    ///< wall time including evaluation and data upload
-  bool stopped_early = false;  ///< the epoch callback asked to stop
-  std::string device;          ///< e.g. "cpu", "cuda:0"
+  int64_t steps = 0;           ///< optimizer steps taken
+  int64_t samples_seen = 0;    ///< training images processed (steps x batch, last batch partial)
+  /// Per-test-sample correctness after the last epoch, bool [T] on the CPU; undefined when
+  /// the test split is empty.
+  torch::Tensor final_correct;
+  bool stopped_early = false;                              ///< the epoch callback asked to stop
+  std::string device;                                      ///< e.g. "cpu", "cuda:0"
   MemoryFormat memory_format = MemoryFormat::kContiguous;  ///< the layout used (never kAuto)
 };
 

@@ -152,6 +152,15 @@ std::string sha1_file(const fs::path& path) { return digest_file(path, EVP_sha1(
 std::string sha256_hex(std::string_view data) { return digest(data, EVP_sha256()); }
 std::string sha256_file(const fs::path& path) { return digest_file(path, EVP_sha256()); }
 
+std::string base64_encode(std::string_view data) {
+  std::string out(4 * ((data.size() + 2) / 3), '\0');
+  const int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()),
+                                reinterpret_cast<const unsigned char*>(data.data()),
+                                static_cast<int>(data.size()));
+  out.resize(static_cast<std::size_t>(n));
+  return out;
+}
+
 Sha256::Sha256() : ctx_(EVP_MD_CTX_new()) {
   EVP_DigestInit_ex(static_cast<EVP_MD_CTX*>(ctx_), EVP_sha256(), nullptr);
 }

@@ -37,9 +37,14 @@ void report_summary(const Manifest& m, bool cache_hit, Reporter& reporter) {
   os << "proxy " << m.key.substr(0, 12) << (cache_hit ? " (cached)" : "") << ": " << m.method
      << ", ratio " << m.ratio << ", " << m.indices.size() << " of " << m.train_size
      << " train samples, " << m.proxy_num_classes() << " of " << m.num_classes << " classes";
+  os << "\n  selection split " << m.selection.split << ": " << m.selection.selection.size()
+     << " test samples chose the proxy, " << m.selection.evaluation.size() << " rank candidates";
+  if (m.selection.split == "paper-test") {
+    os << " (the same samples: candidates are ranked on the samples that chose the proxy)";
+  }
   if (!m.case_counts.empty()) os << "\n  cases " << m.case_counts.dump();
   for (const auto& p : m.probes) {
-    os << "\n  probe " << p.config_id << ": " << p.macs << " MACs, test accuracy " << std::fixed
+    os << "\n  probe " << p.config_id << ": " << p.macs << " MACs, ranking accuracy " << std::fixed
        << std::setprecision(4) << p.test_accuracy << ", " << std::setprecision(1) << p.train_seconds
        << " s" << std::defaultfloat;
   }
@@ -62,8 +67,6 @@ GenerateResult generate_proxy(const ProxyOptions& options, Reporter& reporter) {
   DATAPROXY_CHECK(!options.dataset.empty(), InvalidInput,
                   "no dataset given; pass --dataset (one of the names `dataproxy fetch-data` "
                   "knows, e.g. cifar10)");
-  // Refuse bad options before the (slow) data load.
-  make_selection_method(options.method, options.ours);
   DATAPROXY_CHECK(options.ratio > 0 && options.ratio <= 1, InvalidInput,
                   "ratio " << options.ratio
                            << " is outside (0, 1]: give the fraction of the training set to "
@@ -78,8 +81,12 @@ GenerateResult generate_proxy(const ProxyOptions& options, const SearchSpace& sp
                               const DatasetSplits& data, Reporter& reporter) {
   const Dataset& train = data.train;
   const Dataset& test = data.test;
-  auto method = make_selection_method(options.method, options.ours);
-  MacsProbeChooser chooser;
+  std::shared_ptr<const SelectionMethod> method = options.method;
+  if (!method) method = make_importance(ImportanceOptions{});
+  std::shared_ptr<const ProbeChooser> chooser_ptr = options.probe_chooser;
+  if (!chooser_ptr) chooser_ptr = std::make_shared<MacsProbeChooser>();
+  const ProbeChooser& chooser = *chooser_ptr;
+  const TestSplit split = split_test_samples(test.labels, options.selection, options.seed);
   const int64_t count = proxy_size(options.ratio, train.size());
   if (options.label_reduction != 0) {
     DATAPROXY_CHECK(options.label_reduction >= options.ratio && options.label_reduction <= 1,
@@ -109,6 +116,12 @@ GenerateResult generate_proxy(const ProxyOptions& options, const SearchSpace& sp
   if (with_probes) m.settings["probes"] = probe_settings(space, options.probes, chooser);
   m.ratio = options.ratio;
   m.seed = options.seed;
+  m.selection.split = options.selection.split;
+  m.selection.fraction = options.selection.split == "paper-test" ? 1.0 : options.selection.fraction;
+  m.selection.seed =
+      options.selection.seed >= 0 ? static_cast<uint64_t>(options.selection.seed) : options.seed;
+  m.selection.selection = split.selection;
+  m.selection.evaluation = split.evaluation;
   m.key = manifest_key(m);
   const double fingerprint_seconds = seconds_since(start);
 
@@ -131,6 +144,7 @@ GenerateResult generate_proxy(const ProxyOptions& options, const SearchSpace& sp
 
   m.stage_seconds = {{"fingerprint", fingerprint_seconds}};
   ProbeEvidence evidence;
+  ProbeEvidence selection_evidence;
   if (with_probes) {
     ProbeOptions popt = options.probes;
     if (popt.cache_dir.empty()) popt.cache_dir = cache / "probes";
@@ -139,16 +153,25 @@ GenerateResult generate_proxy(const ProxyOptions& options, const SearchSpace& sp
     result.probes_from_cache = evidence.from_cache;
     result.probes_trained = evidence.from_cache ? 0 : static_cast<int64_t>(evidence.probes.size());
     m.stage_seconds.update(evidence.stage_seconds);
-    m.probes = evidence.probes;
+    // Probes are full-data runs: scored, like candidates, on the ranking samples.
+    selection_evidence = restrict_evidence(evidence, split.selection);
+    const ProbeEvidence ranking = restrict_evidence(evidence, split.evaluation);
+    m.probes = ranking.probes;
+    for (std::size_t i = 0; i < m.probes.size(); ++i) {
+      m.probes[i].selection_accuracy = selection_evidence.probes[i].test_accuracy;
+    }
     m.summary["probes_from_cache"] = evidence.from_cache;
     if (!method->needs_probes()) {
       std::vector<double> acc;
-      for (const auto& p : evidence.probes) acc.push_back(p.test_accuracy);
-      m.case_counts = compute_importance(evidence.correct, acc, CaseWeights{}).case_counts;
+      for (const auto& p : selection_evidence.probes) acc.push_back(p.test_accuracy);
+      m.case_counts =
+          compute_importance(selection_evidence.correct, acc, CaseWeights{}).case_counts;
     }
   }
 
-  SelectionContext ctx{train, test, with_probes ? &evidence : nullptr, reporter, options.seed};
+  const Dataset selection_set = subset(test, torch::tensor(split.selection, torch::kInt64));
+  SelectionContext ctx{train, selection_set, with_probes ? &selection_evidence : nullptr, reporter,
+                       options.seed};
   json summary = json::object();
   torch::Tensor importance = method->score(ctx, summary, m.stage_seconds);
   if (summary.contains("case_counts")) {

@@ -10,6 +10,8 @@ namespace {
 
 const char* kManifestFile = "manifest.json";
 const char* kIndicesFile = "indices.bin";
+const char* kSelectionFile = "selection.bin";
+const char* kEvaluationFile = "evaluation.bin";
 
 json load_options_json(const LoadOptions& o) {
   return json{
@@ -54,6 +56,7 @@ json probe_to_json(const ProbeRecord& p) {
               {"macs", p.macs},
               {"params", p.params},
               {"test_accuracy", p.test_accuracy},
+              {"selection_accuracy", p.selection_accuracy},
               {"train_seconds", p.train_seconds},
               {"epoch_seconds", p.epoch_seconds},
               {"epochs", p.epochs}};
@@ -66,6 +69,7 @@ ProbeRecord probe_from_json(const json& j) {
   p.macs = j.at("macs").get<int64_t>();
   p.params = j.at("params").get<int64_t>();
   p.test_accuracy = j.at("test_accuracy").get<double>();
+  p.selection_accuracy = j.value("selection_accuracy", -1.0);
   p.train_seconds = j.at("train_seconds").get<double>();
   p.epoch_seconds = j.at("epoch_seconds").get<double>();
   p.epochs = j.at("epochs").get<int64_t>();
@@ -99,6 +103,16 @@ json Manifest::to_json() const {
               {"size", static_cast<int64_t>(indices.size())},
               {"indices_file", indices_file},
               {"indices_sha256", indices_sha256},
+              {"selection",
+               {{"split", selection.split},
+                {"fraction", selection.fraction},
+                {"seed", selection.seed},
+                {"selection_size", static_cast<int64_t>(selection.selection.size())},
+                {"selection_file", selection.selection_file},
+                {"selection_sha256", selection.selection_sha256},
+                {"evaluation_size", static_cast<int64_t>(selection.evaluation.size())},
+                {"evaluation_file", selection.evaluation_file},
+                {"evaluation_sha256", selection.evaluation_sha256}}},
               {"kept_classes", kept_classes},
               {"label_remap", label_remap},
               {"probes", probes_json},
@@ -143,6 +157,14 @@ Manifest Manifest::from_json(const json& j, const std::string& origin) {
     m.seed = j.at("seed").get<uint64_t>();
     m.indices_file = j.at("indices_file").get<std::string>();
     m.indices_sha256 = j.at("indices_sha256").get<std::string>();
+    const json& sel = j.at("selection");
+    m.selection.split = sel.at("split").get<std::string>();
+    m.selection.fraction = sel.at("fraction").get<double>();
+    m.selection.seed = sel.at("seed").get<uint64_t>();
+    m.selection.selection_file = sel.at("selection_file").get<std::string>();
+    m.selection.selection_sha256 = sel.at("selection_sha256").get<std::string>();
+    m.selection.evaluation_file = sel.at("evaluation_file").get<std::string>();
+    m.selection.evaluation_sha256 = sel.at("evaluation_sha256").get<std::string>();
     m.kept_classes = j.at("kept_classes").get<std::vector<int64_t>>();
     m.label_remap = j.at("label_remap").get<std::vector<int64_t>>();
     for (const auto& p : j.at("probes")) m.probes.push_back(probe_from_json(p));
@@ -171,6 +193,10 @@ std::string manifest_key(const Manifest& m) {
                 {"settings", m.settings},
                 {"ratio", m.ratio},
                 {"seed", m.seed},
+                {"selection",
+                 {{"split", m.selection.split},
+                  {"fraction", m.selection.fraction},
+                  {"seed", m.selection.seed}}},
                 {"tool_version", m.tool_version}};
   return sha256_hex(deciding.dump());
 }
@@ -178,14 +204,63 @@ std::string manifest_key(const Manifest& m) {
 void save_manifest(const Manifest& manifest, const fs::path& dir) {
   Manifest m = manifest;
   const std::string data = encode_indices(m.indices);
+  const std::string selection = encode_indices(m.selection.selection);
+  const std::string evaluation = encode_indices(m.selection.evaluation);
   m.indices_file = kIndicesFile;
   m.indices_sha256 = sha256_hex(data);
-  // The side file first: a manifest.json on disk always has its indices.
+  m.selection.selection_file = kSelectionFile;
+  m.selection.selection_sha256 = sha256_hex(selection);
+  m.selection.evaluation_file = kEvaluationFile;
+  m.selection.evaluation_sha256 = sha256_hex(evaluation);
+  // The side files first: a manifest.json on disk always has its indices.
   atomic_write(dir / kIndicesFile, data);
+  atomic_write(dir / kSelectionFile, selection);
+  atomic_write(dir / kEvaluationFile, evaluation);
   json j = m.to_json();
   j["checksum"] = content_checksum(j);
   atomic_write(dir / kManifestFile, j.dump(2) + "\n");
 }
+
+namespace {
+
+// Reads a side file named by a manifest: a plain file in the manifest's own folder, unchanged
+// since writing, holding ascending, distinct indices in [0, limit).
+std::vector<int64_t> load_side_file(const fs::path& file, const std::string& name,
+                                    const std::string& sha256, int64_t limit,
+                                    const std::string& what) {
+  const fs::path dir = file.parent_path();
+  const std::string redo =
+      "; delete the folder " + dir.string() + " and run `dataproxy generate` again";
+  const fs::path rel(name);
+  DATAPROXY_CHECK(!name.empty() && rel.filename() == rel && name != "." && name != "..", DataError,
+                  file.string() << " names its " << what << " file '" << name
+                                << "', which is not a file in the manifest's own folder" << redo);
+  const fs::path path = dir / rel;
+  DATAPROXY_CHECK(fs::exists(fs::symlink_status(path)), DataError,
+                  "the " << what << " file " << path.string() << " named by " << file.string()
+                         << " is missing" << redo);
+  DATAPROXY_CHECK(
+      !fs::is_symlink(path) && fs::is_regular_file(path), DataError,
+      "the " << what << " file " << path.string() << " is a symlink or not a regular file" << redo);
+  const std::string data = read_file(path);
+  DATAPROXY_CHECK(sha256_hex(data) == sha256, DataError,
+                  "the " << what << " file " << path.string()
+                         << " was changed (SHA-256 differs from the manifest's " << sha256 << ")"
+                         << redo);
+  DATAPROXY_CHECK(data.size() % 8 == 0, DataError,
+                  path.string() << " has " << data.size()
+                                << " bytes, not a whole number of int64 indices" << redo);
+  std::vector<int64_t> out = decode_indices(data);
+  for (std::size_t i = 0; i < out.size(); ++i) {
+    DATAPROXY_CHECK(out[i] >= 0 && out[i] < limit && (i == 0 || out[i] > out[i - 1]), DataError,
+                    path.string() << ": index " << out[i] << " at position " << i
+                                  << " is out of range [0, " << limit << "), unsorted or repeated"
+                                  << redo);
+  }
+  return out;
+}
+
+}  // namespace
 
 Manifest load_manifest(const fs::path& path) {
   const fs::path file = fs::is_directory(path) ? path / kManifestFile : path;
@@ -210,32 +285,35 @@ Manifest load_manifest(const fs::path& path) {
                   file.string() << ": key " << m.key
                                 << " does not match the manifest's fields; delete the folder "
                                 << dir.string() << " and run `dataproxy generate` again");
-  const fs::path indices = dir / m.indices_file;
-  DATAPROXY_CHECK(!m.indices_file.empty() && fs::exists(indices), DataError,
-                  "the indices file " << indices.string() << " named by " << file.string()
-                                      << " is missing; delete the folder " << dir.string()
-                                      << " and run `dataproxy generate` again");
-  const std::string data = read_file(indices);
-  DATAPROXY_CHECK(sha256_hex(data) == m.indices_sha256, DataError,
-                  "the indices file " << indices.string()
-                                      << " was changed (SHA-256 differs from the manifest's "
-                                      << m.indices_sha256 << "); delete the folder " << dir.string()
-                                      << " and run `dataproxy generate` again");
-  DATAPROXY_CHECK(data.size() % 8 == 0, DataError,
-                  indices.string()
-                      << " has " << data.size() << " bytes, not a whole number of int64 indices");
-  m.indices = decode_indices(data);
+  m.indices = load_side_file(file, m.indices_file, m.indices_sha256, m.train_size, "indices");
   DATAPROXY_CHECK(j.at("size").is_number_integer() &&
                       j.at("size").get<int64_t>() == static_cast<int64_t>(m.indices.size()),
                   DataError,
-                  file.string() << " says size " << j.at("size") << " but " << indices.string()
-                                << " holds " << m.indices.size() << " indices");
-  for (std::size_t i = 0; i < m.indices.size(); ++i) {
-    DATAPROXY_CHECK(m.indices[i] >= 0 && m.indices[i] < m.train_size &&
-                        (i == 0 || m.indices[i] > m.indices[i - 1]),
+                  file.string() << " says size " << j.at("size") << " but its indices file holds "
+                                << m.indices.size() << " indices");
+  m.selection.selection = load_side_file(file, m.selection.selection_file,
+                                         m.selection.selection_sha256, m.test_size, "selection");
+  m.selection.evaluation = load_side_file(file, m.selection.evaluation_file,
+                                          m.selection.evaluation_sha256, m.test_size, "evaluation");
+  DATAPROXY_CHECK(!m.selection.evaluation.empty(), DataError,
+                  file.string() << " has no evaluation samples; regenerate the proxy");
+  if (m.selection.split == "paper-test") {
+    DATAPROXY_CHECK(m.selection.selection == m.selection.evaluation &&
+                        static_cast<int64_t>(m.selection.evaluation.size()) == m.test_size,
                     DataError,
-                    indices.string() << ": index " << m.indices[i] << " at position " << i
-                                     << " is out of range or out of order");
+                    file.string() << " says selection split 'paper-test' but its selection and "
+                                     "evaluation sets are not both the whole test split");
+  } else {
+    std::vector<int64_t> both;
+    std::set_intersection(m.selection.selection.begin(), m.selection.selection.end(),
+                          m.selection.evaluation.begin(), m.selection.evaluation.end(),
+                          std::back_inserter(both));
+    DATAPROXY_CHECK(
+        both.empty(), DataError,
+        file.string() << ": its evaluation set overlaps its selection set in " << both.size()
+                      << " test samples (e.g. index " << (both.empty() ? 0 : both.front())
+                      << "), so candidates would be ranked on samples that chose the proxy; "
+                         "regenerate it with `dataproxy generate --selection-split half-test`");
   }
   DATAPROXY_CHECK(static_cast<int64_t>(m.label_remap.size()) == m.num_classes, DataError,
                   file.string() << ": label_remap has " << m.label_remap.size() << " entries for "
@@ -272,7 +350,9 @@ Dataset proxy_train_set(const Manifest& manifest, const Dataset& full_train) {
   return out;
 }
 
-Dataset proxy_test_set(const Manifest& manifest, const Dataset& full_test) {
+namespace {
+
+void check_test_split(const Manifest& manifest, const Dataset& full_test) {
   DATAPROXY_CHECK(full_test.size() == manifest.test_size, InvalidInput,
                   "manifest " << manifest.key.substr(0, 12) << " was built with "
                               << manifest.test_size << " test samples but this test split has "
@@ -284,10 +364,25 @@ Dataset proxy_test_set(const Manifest& manifest, const Dataset& full_test) {
                               << manifest.dataset << "' test data with fingerprint "
                               << manifest.test_fingerprint << " but this data has " << fp
                               << "; use the same dataset files, or generate a proxy for this data");
+}
+
+}  // namespace
+
+Dataset ranking_test_set(const Manifest& manifest, const Dataset& full_test) {
+  check_test_split(manifest, full_test);
+  const auto& eval = manifest.selection.evaluation;
+  if (static_cast<int64_t>(eval.size()) == full_test.size()) return full_test;
+  Dataset out = subset(full_test, torch::tensor(eval, torch::kInt64));
+  out.name = full_test.name + "@ranking";
+  return out;
+}
+
+Dataset proxy_test_set(const Manifest& manifest, const Dataset& full_test) {
+  const Dataset ranking = ranking_test_set(manifest, full_test);
   torch::Tensor remap = remap_tensor(manifest);
-  torch::Tensor mapped = remap.index_select(0, full_test.labels.to(torch::kInt64));
+  torch::Tensor mapped = remap.index_select(0, ranking.labels.to(torch::kInt64));
   torch::Tensor keep = mapped.ge(0).nonzero().view({-1});
-  Dataset out = keep.size(0) == full_test.size() ? full_test : subset(full_test, keep);
+  Dataset out = keep.size(0) == ranking.size() ? ranking : subset(ranking, keep);
   out.labels = mapped.index_select(0, keep);
   out.num_classes = manifest.proxy_num_classes();
   if (!full_test.class_names.empty() && !manifest.kept_classes.empty()) {

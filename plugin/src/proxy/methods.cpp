@@ -17,9 +17,9 @@ torch::Tensor candidate_weights(const torch::Tensor& importance, const torch::Te
   return importance.to(torch::kFloat64) * candidates.to(torch::kFloat64);
 }
 
-class Ours : public SelectionMethod {
+class ImportanceMethod : public SelectionMethod {
  public:
-  explicit Ours(OursOptions options) : options_(std::move(options)) {
+  explicit ImportanceMethod(ImportanceOptions options) : options_(std::move(options)) {
     options_.weights.validate();
     DATAPROXY_CHECK(options_.pca_dim >= 0, InvalidInput,
                     "PCA dimension " << options_.pca_dim << " must be >= 0 (0 skips PCA)");
@@ -27,11 +27,17 @@ class Ours : public SelectionMethod {
                     "PCA fit '" << options_.pca_fit << "' is unknown; use \"test\" or \"all\"");
     DATAPROXY_CHECK(options_.class_floor >= 0, InvalidInput,
                     "class floor " << options_.class_floor << " must be >= 0");
+    DATAPROXY_CHECK(options_.class_floor == 0 || options_.draw == SampleDraw::kGlobal, InvalidInput,
+                    "--class-floor " << options_.class_floor
+                                     << " applies to the global draw only (the per-class draw "
+                                        "gives every class its share already); add --draw global "
+                                        "or drop the flag");
   }
-  std::string name() const override { return "ours"; }
+  std::string name() const override { return "importance"; }
   bool needs_probes() const override { return true; }
   json settings() const override {
     return json{{"weights", options_.weights.to_json()},
+                {"draw", to_string(options_.draw)},
                 {"pca_dim", options_.pca_dim},
                 {"pca_fit", options_.pca_fit},
                 {"knn",
@@ -46,7 +52,7 @@ class Ours : public SelectionMethod {
   torch::Tensor score(const SelectionContext& ctx, json& summary,
                       json& stage_seconds) const override {
     DATAPROXY_CHECK(ctx.evidence != nullptr && ctx.evidence->correct.defined(), InvalidInput,
-                    "method 'ours' needs probe evidence");
+                    "method 'importance' needs probe evidence");
     const ProbeEvidence& ev = *ctx.evidence;
     std::vector<double> accuracies;
     for (const auto& p : ev.probes) accuracies.push_back(p.test_accuracy);
@@ -101,12 +107,16 @@ class Ours : public SelectionMethod {
 
   torch::Tensor draw(const SelectionContext& ctx, const torch::Tensor& importance,
                      const torch::Tensor& candidates, int64_t count) const override {
-    return weighted_sample(candidate_weights(importance, candidates), count, ctx.seed,
-                           ctx.train.labels, options_.class_floor);
+    const torch::Tensor weights = candidate_weights(importance, candidates);
+    if (options_.draw == SampleDraw::kGlobal) {
+      return weighted_sample(weights, count, ctx.seed, ctx.train.labels, options_.class_floor);
+    }
+    return weighted_sample_per_class(weights, ctx.train.labels,
+                                     per_class_quotas(weights, ctx.train.labels, count), ctx.seed);
   }
 
  private:
-  OursOptions options_;
+  ImportanceOptions options_;
 };
 
 class RandomMethod : public SelectionMethod {
@@ -203,8 +213,20 @@ class Stratified : public SelectionMethod {
 
 }  // namespace
 
-std::unique_ptr<SelectionMethod> make_ours(const OursOptions& options) {
-  return std::make_unique<Ours>(options);
+SampleDraw parse_sample_draw(const std::string& name) {
+  if (name == "per-class") return SampleDraw::kPerClass;
+  if (name == "global") return SampleDraw::kGlobal;
+  throw InvalidInput("draw '" + name +
+                     "' is unknown; use per-class (each class keeps its share, the paper's "
+                     "section 4) or global (one draw over all samples)");
+}
+
+std::string to_string(SampleDraw draw) {
+  return draw == SampleDraw::kPerClass ? "per-class" : "global";
+}
+
+std::unique_ptr<SelectionMethod> make_importance(const ImportanceOptions& options) {
+  return std::make_unique<ImportanceMethod>(options);
 }
 
 std::unique_ptr<SelectionMethod> make_random(int64_t class_floor) {
@@ -213,11 +235,21 @@ std::unique_ptr<SelectionMethod> make_random(int64_t class_floor) {
 
 std::unique_ptr<SelectionMethod> make_stratified() { return std::make_unique<Stratified>(); }
 
-std::vector<std::string> selection_method_names() { return {"ours", "random", "stratified"}; }
+const std::vector<SelectionMethodInfo>& selection_methods() {
+  static const std::vector<SelectionMethodInfo> methods{
+      {"importance", true,
+       "the paper's method: probe agreement on held-out test samples gives importance, mapped to "
+       "train samples by nearest neighbours, then an importance-weighted draw (per class by "
+       "default)"},
+      {"random", false, "uniform random subset (the paper's baseline)"},
+      {"stratified", false, "class-balanced random subset: equal quotas per class"},
+  };
+  return methods;
+}
 
 std::unique_ptr<SelectionMethod> make_selection_method(const std::string& name,
-                                                       const OursOptions& options) {
-  if (name == "ours") return make_ours(options);
+                                                       const ImportanceOptions& options) {
+  if (name == "importance") return make_importance(options);
   if (name == "random") return make_random(options.class_floor);
   if (name == "stratified") {
     DATAPROXY_CHECK(options.class_floor == 0, InvalidInput,
@@ -226,8 +258,10 @@ std::unique_ptr<SelectionMethod> make_selection_method(const std::string& name,
                                         "are balanced already); drop the flag");
     return make_stratified();
   }
-  throw InvalidInput("selection method '" + name +
-                     "' is unknown; use one of: ours, random, stratified");
+  std::string names;
+  for (const auto& m : selection_methods()) names += (names.empty() ? "" : ", ") + m.name;
+  throw InvalidInput("selection method '" + name + "' is unknown; use one of: " + names +
+                     (name == "ours" ? " ('ours' is now called 'importance')" : ""));
 }
 
 }  // namespace dataproxy

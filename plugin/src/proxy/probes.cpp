@@ -60,6 +60,29 @@ bool load_cached(const fs::path& dir, int64_t probes, int64_t n_train, int64_t n
 
 }  // namespace
 
+uint64_t probe_training_seed(uint64_t seed) {
+  // SplitMix64 of the seed with a tag: candidates train with small seeds (0, 1, 2, ...), and a
+  // probe must never repeat one of their runs.
+  uint64_t z = seed ^ 0x70726f6265ULL;
+  z += 0x9e3779b97f4a7c15ULL;
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+  return (z ^ (z >> 31)) >> 1;  // kept below 2^63: seeds travel as int64 through LibTorch
+}
+
+ProbeEvidence restrict_evidence(const ProbeEvidence& evidence,
+                                const std::vector<int64_t>& test_indices) {
+  ProbeEvidence out = evidence;
+  const torch::Tensor idx = torch::tensor(test_indices, torch::kInt64);
+  out.correct = evidence.correct.index_select(1, idx);
+  out.test_features = evidence.test_features.index_select(0, idx);
+  for (std::size_t i = 0; i < out.probes.size(); ++i) {
+    out.probes[i].test_accuracy =
+        out.correct[static_cast<int64_t>(i)].to(torch::kFloat64).mean().item<double>();
+  }
+  return out;
+}
+
 std::vector<Config> MacsProbeChooser::choose(const SearchSpace& space, const InputShape& input,
                                              int64_t num_classes, int64_t count) const {
   std::vector<Config> configs = space.enumerate();
@@ -115,6 +138,7 @@ std::string probe_cache_key(const std::string& train_fingerprint,
                 {"configs", ids},
                 {"epochs", effective_epochs(space, options)},
                 {"seed", options.seed},
+                {"training_seed", probe_training_seed(options.seed)},
                 {"tool_version", kVersion}};
   return sha256_hex(deciding.dump());
 }
@@ -150,7 +174,7 @@ ProbeEvidence obtain_probe_evidence(const SearchSpace& space, const DatasetSplit
   TrainOptions topt;
   topt.device = options.device;
   topt.threads = options.threads;
-  topt.seed = options.seed;
+  topt.seed = probe_training_seed(options.seed);
   topt.epochs = effective_epochs(space, options);
   topt.evaluate_each_epoch = false;
   double train_total = 0;
@@ -166,7 +190,7 @@ ProbeEvidence obtain_probe_evidence(const SearchSpace& space, const DatasetSplit
                     {"config_id", id},
                     {"macs", cost.macs},
                     {"epochs", topt.epochs}});
-    seed_everything(options.seed);
+    seed_everything(topt.seed);
     auto model = build_model(space, config, input, train.num_classes);
     Trainer trainer(space.training(), topt, reporter);
     TrainResult result = trainer.fit(*model, train, test);
@@ -218,6 +242,7 @@ ProbeEvidence obtain_probe_evidence(const SearchSpace& space, const DatasetSplit
             {"chooser", chooser.name()},
             {"epochs", topt.epochs},
             {"seed", options.seed},
+            {"training_seed", topt.seed},
             {"tool_version", kVersion},
             {"probes", probes},
             {"evidence_sha256", sha256_hex(bytes)},

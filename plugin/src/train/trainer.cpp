@@ -248,6 +248,8 @@ Trainer::Trainer(TrainSettings settings, TrainOptions options, Reporter& reporte
   if (options_.learning_rate == 0) options_.learning_rate = s.learning_rate;
   DATAPROXY_CHECK(options_.epochs > 0, InvalidInput,
                   "epochs is " << options_.epochs << ": use 1 or more");
+  DATAPROXY_CHECK(options_.max_steps >= 0, InvalidInput,
+                  "max_steps is " << options_.max_steps << ": use 0 (whole epochs) or more");
   DATAPROXY_CHECK(options_.batch_size > 0, InvalidInput,
                   "batch_size is " << options_.batch_size << ": use 1 or more");
   DATAPROXY_CHECK(options_.learning_rate > 0 && std::isfinite(options_.learning_rate), InvalidInput,
@@ -356,8 +358,11 @@ TrainResult Trainer::fit(Network& model, const Dataset& train, const Dataset& te
   auto params = model.parameters();
   auto optimizer = make_optimizer(settings_, params, base_lr);
 
-  const int64_t n = train.size(), bs = options_.batch_size, epochs = options_.epochs;
-  const int64_t batches = (n + bs - 1) / bs, total_steps = epochs * batches;
+  const int64_t n = train.size(), bs = options_.batch_size;
+  const int64_t batches = (n + bs - 1) / bs;
+  const int64_t total_steps =
+      options_.max_steps > 0 ? options_.max_steps : options_.epochs * batches;
+  const int64_t epochs = (total_steps + batches - 1) / batches;
   const auto& aug = settings_.augmentation;
   const bool augment = aug.random_crop_padding > 0 || aug.horizontal_flip;
   auto on_device = torch::TensorOptions().device(device_);
@@ -372,7 +377,9 @@ TrainResult Trainer::fit(Network& model, const Dataset& train, const Dataset& te
     auto perm = torch::randperm(n, generator, torch::kInt64).to(device_);
     auto loss_sum = torch::zeros({}, on_device.dtype(torch::kDouble));
     auto correct = torch::zeros({}, on_device.dtype(torch::kInt64));
-    for (int64_t b = 0; b < batches; ++b) {
+    const int64_t epoch_batches = std::min(batches, total_steps - (epoch - 1) * batches);
+    int64_t epoch_seen = 0;
+    for (int64_t b = 0; b < epoch_batches; ++b) {
       const int64_t step = (epoch - 1) * batches + b;
       const double lr = learning_rate_at(settings_, base_lr, epoch - 1, step, total_steps);
       for (auto& group : optimizer->param_groups()) group.options().set_lr(lr);
@@ -398,20 +405,22 @@ TrainResult Trainer::fit(Network& model, const Dataset& train, const Dataset& te
       auto loss = torch::nn::functional::cross_entropy(logits, labels);
       loss.backward();
       optimizer->step();
+      ++result.steps;
+      epoch_seen += index.size(0);
       {
         torch::NoGradGuard no_grad;
         loss_sum += loss.detach().to(torch::kDouble) * double(index.size(0));
         correct += logits.argmax(1).eq(labels).sum();
       }
 
-      if (seconds_since(last_report) >= 0.25 || b + 1 == batches) {
+      if (seconds_since(last_report) >= 0.25 || b + 1 == epoch_batches) {
         last_report = Clock::now();
-        const int64_t seen = std::min(n, (b + 1) * bs);
+        const int64_t seen = epoch_seen;
         const double elapsed = seconds_since(epoch_start);
         const double rate = elapsed > 0 ? double(seen) / elapsed : 0.0;
         const double remaining_images = double(n - seen) + double(epochs - epoch) * double(n);
         reporter_.progress("epoch " + std::to_string(epoch) + "/" + std::to_string(epochs), b + 1,
-                           batches,
+                           epoch_batches,
                            {{"unit", "batch"},
                             {"loss", loss_sum.item<double>() / double(seen)},
                             {"images_per_second", rate},
@@ -420,16 +429,18 @@ TrainResult Trainer::fit(Network& model, const Dataset& train, const Dataset& te
     }
     EpochStats stats;
     stats.epoch = epoch;
-    stats.train_loss = loss_sum.item<double>() / double(n);  // waits for the device
-    stats.train_accuracy = double(correct.item<int64_t>()) / double(n);
+    result.samples_seen += epoch_seen;
+    stats.train_loss = loss_sum.item<double>() / double(epoch_seen);  // waits for the device
+    stats.train_accuracy = double(correct.item<int64_t>()) / double(epoch_seen);
     stats.seconds = seconds_since(epoch_start);
-    stats.images_per_second = stats.seconds > 0 ? double(n) / stats.seconds : 0.0;
+    stats.images_per_second = stats.seconds > 0 ? double(epoch_seen) / stats.seconds : 0.0;
     result.train_seconds += stats.seconds;
     if (test.size() > 0 && (options_.evaluate_each_epoch || epoch == epochs)) {
       auto predicted =
           map_batches(model, test_images, norm, options_, amp, cl, device_,
                       [&](const torch::Tensor& x) { return model.forward(x).argmax(1); });
-      stats.test_accuracy = predicted.eq(test.labels).to(torch::kDouble).mean().item<double>();
+      result.final_correct = predicted.eq(test.labels).to(torch::kCPU);
+      stats.test_accuracy = result.final_correct.to(torch::kDouble).mean().item<double>();
     }
     result.epochs.push_back(stats);
     reporter_.event(
@@ -449,7 +460,10 @@ TrainResult Trainer::fit(Network& model, const Dataset& train, const Dataset& te
   }
   if (test.size() > 0) {
     auto& last = result.epochs.back();
-    if (last.test_accuracy < 0) last.test_accuracy = evaluate(model, test);
+    if (last.test_accuracy < 0) {
+      result.final_correct = predict(model, test).eq(test.labels.to(torch::kCPU));
+      last.test_accuracy = result.final_correct.to(torch::kDouble).mean().item<double>();
+    }
     result.final_accuracy = last.test_accuracy;
   }
   result.total_seconds = seconds_since(start);

@@ -3,6 +3,8 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
+#include <algorithm>
+#include <numeric>
 #include <set>
 
 #include "dataproxy/error.h"
@@ -10,6 +12,13 @@
 
 namespace dataproxy {
 namespace {
+
+std::vector<int64_t> to_vector(const torch::Tensor& t) {
+  const torch::Tensor c = t.to(torch::kInt64).contiguous();
+  return {c.data_ptr<int64_t>(), c.data_ptr<int64_t>() + c.numel()};
+}
+
+Dataset labelled(const torch::Tensor& labels, int64_t classes);
 
 class ProxyAlgorithms : public ::testing::Test {
  protected:
@@ -150,10 +159,149 @@ TEST_F(ProxyAlgorithms, LabelReductionKeepsTheMostImportantClasses) {
 }
 
 TEST_F(ProxyAlgorithms, UnknownMethodAndZeroWeightAreRefused) {
-  EXPECT_THROW(make_selection_method("nope", OursOptions{}), InvalidInput);
-  OursOptions bad;
+  EXPECT_THROW(make_selection_method("nope", ImportanceOptions{}), InvalidInput);
+  try {
+    make_selection_method("ours", ImportanceOptions{});
+    ADD_FAILURE() << "the old name was accepted";
+  } catch (const InvalidInput& e) {
+    EXPECT_NE(std::string(e.what()).find("now called 'importance'"), std::string::npos) << e.what();
+  }
+  ImportanceOptions bad;
   bad.weights.c2 = 0;
-  EXPECT_THROW(make_selection_method("ours", bad), InvalidInput);
+  EXPECT_THROW(make_selection_method("importance", bad), InvalidInput);
+  ImportanceOptions floor;
+  floor.class_floor = 3;  // per-class draw: a floor means nothing there
+  EXPECT_THROW(make_selection_method("importance", floor), InvalidInput);
+  floor.draw = SampleDraw::kGlobal;
+  EXPECT_NO_THROW(make_selection_method("importance", floor));
+  EXPECT_EQ(parse_sample_draw("per-class"), SampleDraw::kPerClass);
+  EXPECT_THROW(parse_sample_draw("perclass"), InvalidInput);
+  // One list names every method, and each name builds the method of that name.
+  ASSERT_EQ(selection_methods().front().name, "importance");
+  for (const auto& info : selection_methods()) {
+    auto m = make_selection_method(info.name, ImportanceOptions{});
+    EXPECT_EQ(m->name(), info.name);
+    EXPECT_EQ(m->needs_probes(), info.needs_probes) << info.name;
+  }
+}
+
+TEST_F(ProxyAlgorithms, GlobalDrawIsTheEarlierDrawBitForBit) {
+  // Indices produced by the global draw before the per-class draw existed (commit b069bee).
+  torch::Tensor w = torch::arange(1, 61, torch::kFloat64).remainder(7).add(0.5);
+  torch::Tensor l = torch::arange(60, torch::kInt64).remainder(4);
+  EXPECT_EQ(to_vector(weighted_sample(w, 12, 42, l, 0)),
+            (std::vector<int64_t>{2, 4, 12, 15, 16, 30, 32, 33, 35, 40, 53, 56}));
+  EXPECT_EQ(to_vector(weighted_sample(w, 12, 7, l, 2)),
+            (std::vector<int64_t>{1, 3, 7, 10, 16, 17, 18, 33, 35, 39, 49, 52}));
+  // The importance method's global option draws exactly that.
+  Dataset train = labelled(l, 4);
+  SelectionContext ctx{train, train, nullptr, null_reporter(), 42};
+  ImportanceOptions global;
+  global.draw = SampleDraw::kGlobal;
+  EXPECT_EQ(to_vector(make_importance(global)->draw(ctx, w, torch::ones({60}, torch::kBool), 12)),
+            (std::vector<int64_t>{2, 4, 12, 15, 16, 30, 32, 33, 35, 40, 53, 56}));
+}
+
+TEST_F(ProxyAlgorithms, PerClassQuotasSumExactlyAndFollowClassSizes) {
+  // Unbalanced: 503, 311, 97, 89 samples; ratios that do not divide evenly.
+  torch::Tensor labels =
+      torch::cat({torch::zeros({503}, torch::kInt64), torch::ones({311}, torch::kInt64),
+                  torch::full({97}, 2, torch::kInt64), torch::full({89}, 3, torch::kInt64)});
+  const torch::Tensor w = torch::rand({1000}, torch::kFloat64).add(0.1);
+  const std::vector<int64_t> sizes{503, 311, 97, 89};
+  for (double ratio : {0.013, 0.05, 0.1, 0.37}) {
+    const int64_t count = proxy_size(ratio, 1000);
+    const std::vector<int64_t> q = per_class_quotas(w, labels, count);
+    ASSERT_EQ(q.size(), 4u);
+    EXPECT_EQ(std::accumulate(q.begin(), q.end(), int64_t{0}), count) << ratio;
+    for (std::size_t c = 0; c < q.size(); ++c) {
+      const double share = ratio * static_cast<double>(sizes[c]);
+      EXPECT_LE(std::abs(static_cast<double>(q[c]) - share), 1.0) << "class " << c << " " << ratio;
+    }
+    const torch::Tensor picked = weighted_sample_per_class(w, labels, q, 3);
+    EXPECT_EQ(picked.size(0), count);
+    const torch::Tensor per = torch::bincount(labels.index_select(0, picked), {}, 4);
+    EXPECT_EQ(to_vector(per), q) << ratio;
+    EXPECT_EQ(std::get<0>(torch::_unique(picked)).size(0), count);
+  }
+  // Candidates (weight > 0) only: a dropped class gets no quota.
+  torch::Tensor without2 = w.clone().masked_fill_(labels.eq(2), 0.0);
+  const std::vector<int64_t> q = per_class_quotas(without2, labels, 100);
+  EXPECT_EQ(q[2], 0);
+  EXPECT_EQ(std::accumulate(q.begin(), q.end(), int64_t{0}), 100);
+  EXPECT_THROW(per_class_quotas(w, labels, 1001), InvalidInput);
+}
+
+TEST_F(ProxyAlgorithms, PerClassDrawIsImportanceWeightedWithinAClass) {
+  // Two classes of 100; in each, sample 0 of the class weighs 10, the others 1. Over many
+  // seeds the heavy samples are drawn far more often than a light one, and class sizes hold.
+  torch::Tensor labels = torch::arange(200, torch::kInt64).remainder(2);
+  torch::Tensor w = torch::ones({200}, torch::kFloat64);
+  w[0] = 10.0;
+  w[1] = 10.0;
+  int heavy = 0, light = 0;
+  const int seeds = 400;
+  for (int seed = 0; seed < seeds; ++seed) {
+    const torch::Tensor s =
+        weighted_sample_per_class(w, labels, per_class_quotas(w, labels, 10), seed);
+    const torch::Tensor per = torch::bincount(labels.index_select(0, s), {}, 2);
+    ASSERT_EQ(to_vector(per), (std::vector<int64_t>{5, 5}));
+    heavy += s.eq(0).sum().item<int>() + s.eq(1).sum().item<int>();
+    light += s.eq(100).sum().item<int>() + s.eq(101).sum().item<int>();
+  }
+  // Uniform would draw each about 5% of the time; weight 10 gives about 36%.
+  EXPECT_GT(heavy, 5 * light) << "heavy " << heavy << ", light " << light;
+  EXPECT_GT(heavy, seeds / 2);
+}
+
+TEST_F(ProxyAlgorithms, ImportanceDrawsPerClassByDefault) {
+  torch::Tensor labels =
+      torch::cat({torch::zeros({700}, torch::kInt64), torch::ones({300}, torch::kInt64)});
+  Dataset train = labelled(labels, 2);
+  Dataset test = labelled(labels.slice(0, 0, 10), 2);
+  SelectionContext ctx{train, test, nullptr, null_reporter(), 1};
+  // Class 1 is ten times as important: a global draw over-fills it, a per-class one does not.
+  torch::Tensor imp = torch::ones({1000}, torch::kFloat64).masked_fill_(labels.eq(1), 10.0);
+  const torch::Tensor all = torch::ones({1000}, torch::kBool);
+  auto per_class = make_importance(ImportanceOptions{});
+  const torch::Tensor a = per_class->draw(ctx, imp, all, 100);
+  EXPECT_EQ(to_vector(torch::bincount(labels.index_select(0, a), {}, 2)),
+            (std::vector<int64_t>{70, 30}));
+  ImportanceOptions global;
+  global.draw = SampleDraw::kGlobal;
+  const torch::Tensor b = make_importance(global)->draw(ctx, imp, all, 100);
+  EXPECT_GT(torch::bincount(labels.index_select(0, b), {}, 2)[1].item<int64_t>(), 60);
+  EXPECT_EQ(per_class->settings().at("draw"), "per-class");
+}
+
+TEST_F(ProxyAlgorithms, SelectionSplitIsDisjointStratifiedAndSeeded) {
+  torch::Tensor labels =
+      torch::cat({torch::zeros({61}, torch::kInt64), torch::ones({30}, torch::kInt64),
+                  torch::full({9}, 2, torch::kInt64)});
+  const TestSplit a = split_test_samples(labels, SelectionSplitOptions{}, 4);
+  EXPECT_EQ(a.selection.size() + a.evaluation.size(), 100u);
+  std::vector<int64_t> both;
+  std::set_intersection(a.selection.begin(), a.selection.end(), a.evaluation.begin(),
+                        a.evaluation.end(), std::back_inserter(both));
+  EXPECT_TRUE(both.empty());
+  EXPECT_TRUE(std::is_sorted(a.selection.begin(), a.selection.end()));
+  const torch::Tensor sel = labels.index_select(0, torch::tensor(a.selection, torch::kInt64));
+  EXPECT_EQ(to_vector(torch::bincount(sel, {}, 3)), (std::vector<int64_t>{31, 15, 5}));
+  EXPECT_EQ(split_test_samples(labels, SelectionSplitOptions{}, 4).selection, a.selection);
+  EXPECT_NE(split_test_samples(labels, SelectionSplitOptions{}, 5).selection, a.selection);
+  SelectionSplitOptions fixed;
+  fixed.seed = 4;
+  EXPECT_EQ(split_test_samples(labels, fixed, 99).selection, a.selection);
+  SelectionSplitOptions paper;
+  paper.split = "paper-test";
+  const TestSplit p = split_test_samples(labels, paper, 4);
+  EXPECT_EQ(p.selection.size(), 100u);
+  EXPECT_EQ(p.selection, p.evaluation);
+  SelectionSplitOptions bad;
+  bad.fraction = 0;
+  EXPECT_THROW(split_test_samples(labels, bad, 0), InvalidInput);
+  bad.split = "test";
+  EXPECT_THROW(split_test_samples(labels, bad, 0), InvalidInput);
 }
 
 Dataset labelled(const torch::Tensor& labels, int64_t classes) {
@@ -218,9 +366,10 @@ TEST_F(ProxyAlgorithms, HardForLightProbeSamplesAreOverRepresented) {
   Dataset train = labelled(train_cluster, clusters);
   Dataset test = labelled(test_cluster, clusters);
   SelectionContext ctx{train, test, &ev, null_reporter(), 5};
-  OursOptions opt;
+  ImportanceOptions opt;
   opt.pca_dim = 8;
-  auto ours = make_ours(opt);
+  opt.draw = SampleDraw::kGlobal;  // classes are the clusters here: a per-class draw keeps 20 each
+  auto ours = make_importance(opt);
   json summary, seconds;
   torch::Tensor imp = ours->score(ctx, summary, seconds);
   EXPECT_EQ(summary["case_counts"]["c3"], per_test);

@@ -81,16 +81,21 @@ class Generate : public ::testing::Test {
   }
   void TearDown() override { fs::remove_all(root_); }
 
-  ProxyOptions options(const std::string& method = "ours", double ratio = 0.1) {
+  static ImportanceOptions importance() {
+    ImportanceOptions imp;
+    imp.pca_dim = 4;
+    return imp;
+  }
+  ProxyOptions options(const std::string& method = "importance", double ratio = 0.1,
+                       const ImportanceOptions& imp = importance()) {
     ProxyOptions o;
     o.space = space_path_;
     o.dataset = "synthetic";
     o.ratio = ratio;
-    o.method = method;
+    o.method = make_selection_method(method, imp);
     o.cache_dir = root_ / "cache";
     o.probes.device = "cpu";
     o.probes.threads = 1;
-    o.ours.pca_dim = 4;
     return o;
   }
   GenerateResult run(const ProxyOptions& o) {
@@ -102,7 +107,7 @@ class Generate : public ::testing::Test {
   DatasetSplits data_;
 };
 
-TEST_F(Generate, OursBuildsAnExactSeededProxyAndCachesIt) {
+TEST_F(Generate, ImportanceBuildsAnExactSeededProxyAndCachesIt) {
   GenerateResult first = run(options());
   EXPECT_FALSE(first.cache_hit);
   EXPECT_EQ(first.probes_trained, 2);
@@ -118,7 +123,11 @@ TEST_F(Generate, OursBuildsAnExactSeededProxyAndCachesIt) {
   }
   int64_t cases = 0;
   for (const char* c : {"c1", "c2", "c3", "c4"}) cases += m.case_counts.at(c).get<int64_t>();
-  EXPECT_EQ(cases, 120);
+  // Importance comes from the selection half of the test split only.
+  EXPECT_EQ(cases, 60);
+  EXPECT_EQ(m.selection.split, "half-test");
+  EXPECT_EQ(m.selection.selection.size(), 60u);
+  EXPECT_EQ(m.selection.evaluation.size(), 60u);
   int64_t per_class = 0;
   for (int64_t c : m.class_counts) per_class += c;
   EXPECT_EQ(per_class, 40);
@@ -132,7 +141,7 @@ TEST_F(Generate, OursBuildsAnExactSeededProxyAndCachesIt) {
   EXPECT_EQ(again.manifest.indices, m.indices);
 
   // Another ratio or seed: a new proxy from the cached probes.
-  ProxyOptions other = options("ours", 0.2);
+  ProxyOptions other = options("importance", 0.2);
   GenerateResult bigger = run(other);
   EXPECT_FALSE(bigger.cache_hit);
   EXPECT_TRUE(bigger.probes_from_cache);
@@ -144,7 +153,9 @@ TEST_F(Generate, OursBuildsAnExactSeededProxyAndCachesIt) {
   EXPECT_EQ(reseeded.probes_trained, 0);
   EXPECT_NE(reseeded.manifest.key, m.key);
   EXPECT_NE(reseeded.manifest.indices, m.indices);
-  other.ours.weights = CaseWeights{1, 1, 9, 1};
+  ImportanceOptions weighted = importance();
+  weighted.weights = CaseWeights{1, 1, 9, 1};
+  other.method = make_importance(weighted);
   EXPECT_EQ(run(other).probes_trained, 0);
 
   // Rebuilding with the same seed reproduces the proxy exactly.
@@ -193,11 +204,17 @@ TEST_F(Generate, BaselinesNeedNoProbes) {
 }
 
 TEST_F(Generate, RefusesBadOptions) {
-  EXPECT_THROW(run(options("ours", 0.0)), InvalidInput);
-  EXPECT_THROW(run(options("ours", 1.5)), InvalidInput);
+  EXPECT_THROW(run(options("importance", 0.0)), InvalidInput);
+  EXPECT_THROW(run(options("importance", 1.5)), InvalidInput);
   EXPECT_THROW(run(options("magic")), InvalidInput);
+  ImportanceOptions zero = importance();
+  zero.weights.c1 = 0;
+  EXPECT_THROW(run(options("importance", 0.1, zero)), InvalidInput);
   ProxyOptions o = options();
-  o.ours.weights.c1 = 0;
+  o.selection.split = "whole";
+  EXPECT_THROW(run(o), InvalidInput);
+  o.selection.split = "half-test";
+  o.selection.fraction = 1.0;
   EXPECT_THROW(run(o), InvalidInput);
   o = options("random", 0.3);
   o.label_reduction = 0.2;  // below the ratio
@@ -217,7 +234,7 @@ TEST_F(Generate, LabelReductionKeepsClassesAndRemapsLabels) {
   EXPECT_EQ(proxy.num_classes, 2);
   EXPECT_LT(proxy.labels.max().item<int64_t>(), 2);
   Dataset test = proxy_test_set(m, data_.test);
-  EXPECT_EQ(test.size(), 60);
+  EXPECT_EQ(test.size(), 30);  // the kept classes of the evaluation half
   EXPECT_EQ(torch::bincount(test.labels).size(0), 2);
   for (int64_t c = 0; c < 4; ++c) {
     const bool kept =
@@ -275,6 +292,85 @@ TEST_F(Generate, CorruptOrForeignManifestsAreRefused) {
     std::ofstream(d / "manifest.json") << "{\"schema_version\": 1, ";
     expect_refused(d, "not valid JSON");
   }
+  // Re-signed manifests (checksum and key recomputed, side-file digests updated) are still
+  // refused when what they say is unsafe or inconsistent.
+  auto encode = [](const std::vector<int64_t>& v) {
+    std::string out(v.size() * 8, '\0');
+    for (std::size_t i = 0; i < v.size(); ++i) {
+      for (int b = 0; b < 8; ++b) {
+        out[i * 8 + b] = static_cast<char>((static_cast<uint64_t>(v[i]) >> (8 * b)) & 0xff);
+      }
+    }
+    return out;
+  };
+  auto resign = [&](const fs::path& d, json j) {
+    j["key"] = manifest_key(Manifest::from_json(j, "test"));
+    j.erase("checksum");
+    j["checksum"] = sha256_hex(j.dump());
+    std::ofstream(d / "manifest.json") << j.dump(2);
+  };
+  auto rewrite_side = [&](const fs::path& d, const std::string& file, const char* sha_key,
+                          const std::vector<int64_t>& v, bool in_selection) {
+    const std::string bytes = encode(v);
+    atomic_write(d / file, bytes);
+    json j = json::parse(read_file(d / "manifest.json"));
+    (in_selection ? j["selection"][sha_key] : j[sha_key]) = sha256_hex(bytes);
+    if (!in_selection) j["size"] = v.size();
+    resign(d, j);
+  };
+  const auto& sel = r.manifest.selection;
+  {
+    fs::path d = copy("overlap");
+    std::vector<int64_t> eval = sel.evaluation;
+    eval.push_back(sel.selection.front());
+    std::sort(eval.begin(), eval.end());
+    rewrite_side(d, "evaluation.bin", "evaluation_sha256", eval, true);
+    expect_refused(d, "overlaps its selection set");
+  }
+  {
+    fs::path d = copy("paper_claimed");
+    json j = json::parse(read_file(d / "manifest.json"));
+    j["selection"]["split"] = "paper-test";
+    resign(d, j);
+    expect_refused(d, "not both the whole test split");
+  }
+  for (const std::string name : {"../indices.bin", "/etc/hostname", ".", "sub/indices.bin"}) {
+    fs::path d = copy("outside");
+    json j = json::parse(read_file(d / "manifest.json"));
+    j["indices_file"] = name;
+    resign(d, j);
+    expect_refused(d, "not a file in the manifest's own folder");
+  }
+  {
+    fs::path d = copy("symlink");
+    fs::rename(d / "indices.bin", d / "real.bin");
+    fs::create_symlink(d / "real.bin", d / "indices.bin");
+    expect_refused(d, "symlink");
+  }
+  {
+    std::vector<int64_t> unsorted = r.manifest.indices;
+    std::swap(unsorted[0], unsorted[1]);
+    fs::path d = copy("unsorted");
+    rewrite_side(d, "indices.bin", "indices_sha256", unsorted, false);
+    expect_refused(d, "unsorted or repeated");
+    std::vector<int64_t> repeated = r.manifest.indices;
+    repeated[1] = repeated[0];
+    d = copy("repeated");
+    rewrite_side(d, "indices.bin", "indices_sha256", repeated, false);
+    expect_refused(d, "unsorted or repeated");
+    std::vector<int64_t> outside = r.manifest.indices;
+    outside.back() = 400;
+    d = copy("out_of_range");
+    rewrite_side(d, "indices.bin", "indices_sha256", outside, false);
+    expect_refused(d, "out of range");
+    d = copy("wrong_count");
+    rewrite_side(d, "indices.bin", "indices_sha256", r.manifest.indices, false);
+    json j = json::parse(read_file(d / "manifest.json"));
+    j["size"] = r.manifest.indices.size() + 1;
+    resign(d, j);
+    expect_refused(d, "says size");
+  }
+
   Dataset foreign = synthetic(400, 77, "other/train");
   EXPECT_THROW(check_dataset(r.manifest, foreign), InvalidInput);
   EXPECT_THROW(proxy_train_set(r.manifest, foreign), InvalidInput);

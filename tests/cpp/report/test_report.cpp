@@ -32,7 +32,7 @@ json manifest_with_probes() {
   return {{"schema_version", 1},
           {"key", "key1"},
           {"dataset", "cifar10"},
-          {"method", "ours"},
+          {"method", "importance"},
           {"ratio", 0.1},
           {"stage_seconds", {{"probes", 500.0}, {"features", 20.0}, {"knn", 5.0}}},
           {"probes",

@@ -160,6 +160,27 @@ TEST_F(TrainerTest, EvaluatesOnlyAtTheEndWhenAsked) {
   EXPECT_GE(stopped.final_accuracy, 0);
 }
 
+TEST_F(TrainerTest, MaxStepsTrainsExactlyThatManyStepsAndKeepsCorrectness) {
+  // 1200 samples, batch 64: 19 batches an epoch. 30 steps = one epoch and 11 batches.
+  auto options = cpu_options(2);
+  options.max_steps = 30;
+  auto net = seeded_net(2);
+  auto result = Trainer(small_settings(), options).fit(*net, *train_, *test_);
+  EXPECT_EQ(result.steps, 30);
+  EXPECT_EQ(result.samples_seen, 1200 + 11 * 64);
+  ASSERT_EQ(result.epochs.size(), 2u);
+  ASSERT_TRUE(result.final_correct.defined());
+  ASSERT_EQ(result.final_correct.size(0), test_->size());
+  EXPECT_DOUBLE_EQ(result.final_correct.to(torch::kDouble).mean().item<double>(),
+                   result.final_accuracy);
+  // Whole epochs count their steps too.
+  auto whole = Trainer(small_settings(), cpu_options(2)).fit(*seeded_net(2), *train_, *test_);
+  EXPECT_EQ(whole.steps, 4 * 19);
+  EXPECT_EQ(whole.samples_seen, 4 * 1200);
+  options.max_steps = -1;
+  EXPECT_THROW(Trainer(small_settings(), options), InvalidInput);
+}
+
 TEST_F(TrainerTest, EmptyTestSplitSkipsEvaluation) {
   auto settings = small_settings();
   settings.epochs = 1;

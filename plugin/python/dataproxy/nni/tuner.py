@@ -14,7 +14,7 @@ classArgs (paths must be absolute: NNI does not resolve them):
     dataset: fashion-mnist
     data_root: /abs/data
     ratio: 0.1                    # proxy size, fraction of the train split
-    method: ours                  # ours | random | stratified
+    method: importance            # importance | random | stratified (`dataproxy methods`)
     seed: 0
     max_train: 0                  # slice of the data (0 = all)
     max_test: 0
@@ -51,6 +51,7 @@ from nni.tuner import Tuner
 from nni.utils import ClassArgsValidator
 
 from ..binaries import find_binary
+from ..commands import check_method
 from .spot_check import SpotCheckPolicy, config_key, make_policy
 
 __all__ = ["RESERVED_KEY", "DataProxyClassArgsValidator", "DataProxyTuner", "generate_argv"]
@@ -59,8 +60,6 @@ _logger = logging.getLogger("dataproxy.nni")
 
 #: Parameter key that carries per-trial settings to dataproxy-trial.
 RESERVED_KEY = "_dataproxy"
-
-METHODS = ("ours", "random", "stratified")
 
 
 def generate_argv(
@@ -156,7 +155,7 @@ class DataProxyTuner(Tuner):
         builtin_tuner: str = "TPE",
         builtin_args: dict[str, Any] | None = None,
         ratio: float = 0.1,
-        method: str = "ours",
+        method: str = "importance",
         seed: int = 0,
         max_train: int = 0,
         max_test: int = 0,
@@ -490,8 +489,7 @@ class DataProxyClassArgsValidator(ClassArgsValidator):
                 _absolute(key, kwargs[key])
         if not Path(kwargs["space"]).is_file():
             raise ValueError(f"classArgs.space={kwargs['space']!r} is not a file")
-        if kwargs.get("method", "ours") not in METHODS:
-            raise ValueError(f"classArgs.method must be one of {METHODS}")
+        check_method(kwargs.get("method", "importance"), kwargs.get("dataproxy"))
         ratio = float(kwargs.get("ratio", 0.1))
         if not 0.0 < ratio <= 1.0:
             raise ValueError(f"classArgs.ratio={ratio} must be in (0, 1]")

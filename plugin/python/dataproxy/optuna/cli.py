@@ -21,7 +21,7 @@ from dataproxy.binaries import BinaryNotFound
 from dataproxy.space import SpaceError
 
 from .objective import RunnerFailed
-from .study import METHODS, PRUNERS, SAMPLERS, StudyConfig, StudyError, run_study
+from .study import PRUNERS, SAMPLERS, SELECTION_SPLITS, StudyConfig, StudyError, run_study
 
 __all__ = ["build_parser", "main"]
 
@@ -44,7 +44,18 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--dataset", required=True, help="dataset name, e.g. fashion-mnist, cifar10")
     g.add_argument("--data-root", default=d.data_root, help="folder holding the datasets")
     g.add_argument("--ratio", type=float, default=d.ratio, help="proxy size (fraction)")
-    g.add_argument("--method", choices=METHODS, default=d.method, help="proxy selection")
+    g.add_argument(
+        "--method",
+        default=d.method,
+        help="proxy selection method (default %(default)s; `dataproxy methods` lists them)",
+    )
+    g.add_argument(
+        "--selection-split",
+        choices=SELECTION_SPLITS,
+        default=d.selection_split,
+        help="half-test: a seeded half of the test split chooses the proxy and the other half "
+        "ranks the candidates; paper-test: the whole test split does both (the paper; leaks)",
+    )
     g.add_argument("--max-train", type=int, default=0, help="use the first N train samples")
     g.add_argument("--max-test", type=int, default=0, help="use the first N test samples")
     g.add_argument("--probe-epochs", type=int, default=0, help="probe training epochs")
@@ -136,6 +147,7 @@ def config_from_args(args: argparse.Namespace) -> StudyConfig:
         data_root=args.data_root,
         ratio=args.ratio,
         method=args.method,
+        selection_split=args.selection_split,
         max_train=args.max_train,
         max_test=args.max_test,
         probe_epochs=args.probe_epochs,

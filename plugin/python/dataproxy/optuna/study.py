@@ -30,6 +30,7 @@ import optuna
 from optuna.trial import TrialState
 
 from dataproxy.binaries import BinaryNotFound, find_binary
+from dataproxy.commands import check_method
 from dataproxy.space import SearchSpace, SpaceError, load_space
 
 from ._process import ChildProcess, _child_setup
@@ -49,7 +50,7 @@ __all__ = [
 
 SAMPLERS = ("tpe", "random", "grid")
 PRUNERS = ("median", "hyperband", "none")
-METHODS = ("ours", "random", "stratified")
+SELECTION_SPLITS = ("half-test", "paper-test")
 
 
 class StudyError(Exception):
@@ -75,8 +76,11 @@ class StudyConfig:
     data_root: str = "data"
     #: Proxy size as a fraction of the training split.
     ratio: float = 0.1
-    #: Proxy selection method: "ours", "random" or "stratified".
-    method: str = "ours"
+    #: Proxy selection method, as `dataproxy methods` lists them (e.g. "importance", "random").
+    method: str = "importance"
+    #: Which test samples choose the proxy: "half-test" (a seeded half; the other half ranks the
+    #: candidates) or "paper-test" (the whole test split does both, as in the paper).
+    selection_split: str = "half-test"
     #: Use the first N training samples only (0 = all).
     max_train: int = 0
     #: Use the first N test samples only (0 = all).
@@ -160,8 +164,13 @@ class ProxyInfo:
 
 def check_config(config: StudyConfig) -> SearchSpace:
     """Validates the options that need no service; returns the parsed space."""
-    if config.method not in METHODS:
-        raise StudyError(f"--method {config.method!r}: use one of {', '.join(METHODS)}")
+    try:
+        check_method(config.method, config.dataproxy_bin)
+    except ValueError as e:
+        raise StudyError(f"--method: {e}") from None
+    if config.selection_split not in SELECTION_SPLITS:
+        splits = ", ".join(SELECTION_SPLITS)
+        raise StudyError(f"--selection-split {config.selection_split!r}: use one of {splits}")
     if config.sampler not in SAMPLERS:
         raise StudyError(f"--sampler {config.sampler!r}: use one of {', '.join(SAMPLERS)}")
     if config.pruner not in PRUNERS:
@@ -344,6 +353,8 @@ def generate_proxy(config: StudyConfig, dataproxy_bin: str) -> ProxyInfo:
         repr(float(config.ratio)),
         "--method",
         config.method,
+        "--selection-split",
+        config.selection_split,
         "--seed",
         str(config.seed),
         "--device",
