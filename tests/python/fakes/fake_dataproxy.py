@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""A stand-in for the `dataproxy` CLI in the adapter's unit tests: `generate` and `report`."""
+"""A stand-in for the `dataproxy` CLI in the adapter's unit tests: `generate`, `report` and
+`methods` (the contract `dataproxy methods --json` keeps; test_commands.py checks the real one)."""
 
 import argparse
 import hashlib
@@ -51,6 +52,12 @@ def report(argv):
     return 0
 
 
+def methods(argv):
+    names = [("importance", True), ("random", False), ("stratified", False)]
+    print(json.dumps([{"name": n, "needs_probes": p, "summary": "fake"} for n, p in names]))
+    return 0
+
+
 if __name__ == "__main__":
     command, rest = sys.argv[1], sys.argv[2:]
-    sys.exit({"generate": generate, "report": report}[command](rest))
+    sys.exit({"generate": generate, "report": report, "methods": methods}[command](rest))
