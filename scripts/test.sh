@@ -1,10 +1,14 @@
 #!/usr/bin/env bash
 # Runs every check: formatting and lint, the C++ suites (CTest), the Python suites (pytest).
 # Expects scripts/setup.sh to have run.
+#   DATAPROXY_NO_SKIP=1     a skipped test fails the run (CI sets it); locally skips are listed
+#   DATAPROXY_DATA_ROOT     where the tests find the data set-up fetched (default <repo>/data)
+#   DATAPROXY_FUZZ=1        also run each fuzzer briefly on its seed corpus (needs build-fuzz)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BUILD_DIR=${BUILD_DIR:-build}
 export DATAPROXY_BUILD_DIR=${DATAPROXY_BUILD_DIR:-$PWD/$BUILD_DIR}
+export DATAPROXY_DATA_ROOT=${DATAPROXY_DATA_ROOT:-$PWD/data}
 status=0
 
 echo "== format (clang-format)"
@@ -21,9 +25,23 @@ echo "== build"
 cmake --build "$BUILD_DIR" -j "$(nproc)"
 
 echo "== C++ tests (ctest)"
-(cd "$BUILD_DIR" && ctest --output-on-failure -j 2 --timeout 900) || status=1
+ctest_log=$(mktemp)
+(cd "$BUILD_DIR" && ctest --output-on-failure -j 2 --timeout 900) 2>&1 | tee "$ctest_log" || status=1
+# CTest counts a GTEST_SKIP as "not run" and still exits 0.
+if grep -q "The following tests did not run" "$ctest_log"; then
+  if [ "${DATAPROXY_NO_SKIP:-0}" != 0 ]; then
+    echo "ctest: tests were skipped while DATAPROXY_NO_SKIP=1 (see 'did not run' above)"
+    status=1
+  fi
+fi
+rm -f "$ctest_log"
 
 echo "== Python tests (pytest)"
-.venv/bin/python -m pytest -q tests/python integration || status=1
+.venv/bin/python -m pytest -q -rs tests/python integration || status=1
+
+if [ "${DATAPROXY_FUZZ:-0}" != 0 ]; then
+  echo "== fuzzers (short runs on the seed corpus)"
+  bash scripts/fuzz.sh --short || status=1
+fi
 
 exit $status

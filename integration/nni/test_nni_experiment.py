@@ -3,7 +3,7 @@ trial runner on a slice of Fashion-MNIST: every trial succeeds, every final metr
 arrives through NNI's REST API, and the proxy is generated exactly once.
 
 Needs the built programs (DATAPROXY_BUILD_DIR, default <repo>/build) and Fashion-MNIST
-(DATAPROXY_DATA_ROOT, <repo>/data or /usr/share/datasets/fashion-mnist). Runs in a few minutes
+(DATAPROXY_DATA_ROOT, default <repo>/data). Runs in a few minutes
 on two CPU cores. NNI's state (HOME, experiment folder) lives in a temporary folder, and the
 experiment is stopped whatever happens.
 """

@@ -29,8 +29,8 @@ def data_root() -> Path:
     root = fashion_mnist_root()
     if root is None:
         pytest.skip(
-            "Fashion-MNIST not found in data/ or /usr/share/datasets (run scripts/setup.sh, "
-            "or apt-get install dataset-fashion-mnist)"
+            "Fashion-MNIST not found under $DATAPROXY_DATA_ROOT (default <repo>/data; run "
+            "scripts/setup.sh)"
         )
     return root
 

@@ -2,7 +2,7 @@
 Chromium (plots rendered, script ran, no console errors), a screenshot for people to look at,
 and --watch refreshing while records arrive.
 
-The binary is found in $DATAPROXY_BUILD_DIR (default /work/main/build)/plugin/cli/dataproxy.
+The binary is found in $DATAPROXY_BUILD_DIR (default <repo>/build)/plugin/cli/dataproxy.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
-BUILD_DIR = Path(os.environ.get("DATAPROXY_BUILD_DIR", "/work/main/build"))
+BUILD_DIR = Path(os.environ.get("DATAPROXY_BUILD_DIR", REPO / "build"))
 BINARY = BUILD_DIR / "plugin" / "cli" / "dataproxy"
 ARTIFACTS = REPO / "tests" / "artifacts"
 CHROMIUM_FLAGS = [

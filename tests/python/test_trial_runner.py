@@ -3,7 +3,7 @@ HTTP command channel played by a loopback server. Bad input must give a clear me
 non-zero exit, and leave the results store as it was.
 
 Needs the built programs (DATAPROXY_BUILD_DIR, default <repo>/build); the tests that train need
-Fashion-MNIST (DATAPROXY_DATA_ROOT, <repo>/data or /usr/share/datasets/fashion-mnist).
+Fashion-MNIST under DATAPROXY_DATA_ROOT (default <repo>/data).
 """
 
 from __future__ import annotations

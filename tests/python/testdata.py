@@ -1,5 +1,6 @@
-"""Where the tests find real Fashion-MNIST: $DATAPROXY_DATA_ROOT, <repo>/data (what
-scripts/setup.sh fetches) or Debian's dataset-fashion-mnist package."""
+"""Where the tests find their data: one variable, $DATAPROXY_DATA_ROOT (the data root
+scripts/setup.sh filled), default <repo>/data. No other path is searched, so that a test never
+passes on data the set-up did not provide."""
 
 from __future__ import annotations
 
@@ -9,14 +10,15 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 
 
+def data_root() -> Path:
+    """The data root: $DATAPROXY_DATA_ROOT, default <repo>/data."""
+    return Path(os.environ.get("DATAPROXY_DATA_ROOT") or REPO / "data")
+
+
 def fashion_mnist_root() -> Path | None:
     """A --data-root under which `dataproxy` finds Fashion-MNIST, or None."""
-    candidates = []
-    if os.environ.get("DATAPROXY_DATA_ROOT"):
-        candidates.append(Path(os.environ["DATAPROXY_DATA_ROOT"]))
-    candidates += [REPO / "data", Path("/usr/share/datasets/fashion-mnist")]
-    for root in candidates:
-        for folder in (root / "fashion-mnist", root):
-            if any(folder.glob("train-images-idx3-ubyte*")):
-                return root
+    root = data_root()
+    for folder in (root / "fashion-mnist", root):
+        if any(folder.glob("train-images-idx3-ubyte*")):
+            return root
     return None

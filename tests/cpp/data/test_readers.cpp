@@ -4,6 +4,7 @@
 #include "data_test_util.h"
 #include "dataproxy/dataset.h"
 #include "dataproxy/error.h"
+#include "test_data_root.h"
 
 namespace dataproxy {
 namespace {
@@ -338,10 +339,11 @@ TEST(Dataset, SubsetAndClassCounts) {
   EXPECT_EQ(subset(d, torch::empty({0}, torch::kInt64)).size(), 0);
 }
 
-TEST(Dataset, RealFashionMnistFromDebian) {
-  const fs::path root = "/usr/share/datasets/fashion-mnist";
-  if (!fs::exists(root / "train-images-idx3-ubyte.gz")) {
-    GTEST_SKIP() << root << " absent: apt-get install dataset-fashion-mnist to run this test";
+TEST(Dataset, RealFashionMnistFromTheDataRoot) {
+  const fs::path root = test::data_root();
+  if (!test::has_fashion_mnist()) {
+    GTEST_SKIP() << root / "fashion-mnist"
+                 << " absent: run scripts/setup.sh or set DATAPROXY_DATA_ROOT";
   }
   torch::set_num_threads(1);
   const auto s = load_dataset("fashion-mnist", root);

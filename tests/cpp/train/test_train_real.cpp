@@ -9,11 +9,10 @@
 #include "dataproxy/model.h"
 #include "dataproxy/search_space.h"
 #include "dataproxy/trainer.h"
+#include "test_data_root.h"
 
 namespace dataproxy {
 namespace {
-
-const fs::path kFashionMnist = "/usr/share/datasets/fashion-mnist";
 
 fs::path source_dir() {
   const char* dir = std::getenv("DATAPROXY_SOURCE_DIR");
@@ -21,14 +20,14 @@ fs::path source_dir() {
 }
 
 TEST(TrainReal, ResnetTinyLearnsFashionMnistSlice) {
-  if (!fs::exists(kFashionMnist / "train-images-idx3-ubyte.gz")) {
-    GTEST_SKIP() << "Fashion-MNIST not found in " << kFashionMnist
-                 << ": apt-get install dataset-fashion-mnist";
+  if (!test::has_fashion_mnist()) {
+    GTEST_SKIP() << "Fashion-MNIST not found in " << test::data_root() / "fashion-mnist"
+                 << ": run scripts/setup.sh or set DATAPROXY_DATA_ROOT";
   }
   LoadOptions load;
   load.max_train = 3000;
   load.max_test = 1000;
-  auto data = load_dataset("fashion-mnist", kFashionMnist, load);
+  auto data = load_dataset("fashion-mnist", test::data_root(), load);
 
   ASSERT_EQ(data.train.size(), 3000);
   ASSERT_EQ(data.test.size(), 1000);
