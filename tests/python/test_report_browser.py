@@ -100,7 +100,7 @@ def write_store(folder: Path, torn_tail: bool = True) -> Path:
         text += json.dumps(record(99, SPOT_CHECKS[0]))[:57]
     (folder / "results.jsonl").write_text(text)
     manifest = {
-        "schema_version": 1,
+        "schema_version": 2,
         "key": "k" * 64,
         "dataset": "cifar10",
         "method": "importance",

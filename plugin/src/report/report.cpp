@@ -287,6 +287,11 @@ json manifest_summary(const json& manifest, const std::string& path) {
     m[key] = string_or(manifest, key);
   }
   m["ratio"] = manifest.contains("ratio") ? manifest["ratio"] : json(nullptr);
+  if (auto it = manifest.find("selection"); it != manifest.end() && it->is_object()) {
+    m["selection_split"] = string_or(*it, "split");
+    m["evaluation_size"] = number_or(*it, "evaluation_size", 0);
+    m["selection_size"] = number_or(*it, "selection_size", 0);
+  }
   m["probes"] = json::array();
   if (auto it = manifest.find("probes"); it != manifest.end() && it->is_array()) {
     for (const auto& p : *it) {
@@ -530,9 +535,12 @@ json read_manifest_json(const fs::path& path) {
   DATAPROXY_CHECK(!j.is_discarded() && j.is_object(), DataError,
                   file.string() << " is not a JSON object; is it a dataproxy manifest?");
   if (auto it = j.find("schema_version"); it != j.end()) {
-    DATAPROXY_CHECK(it->is_number_integer() && it->get<int64_t>() == 1, DataError,
+    // Kept equal to kManifestSchemaVersion (manifest.h), which this torch-free library cannot
+    // include; tests/cpp/report checks a manifest written by save_manifest().
+    DATAPROXY_CHECK(it->is_number_integer() && it->get<int64_t>() == 2, DataError,
                     file.string() << ": manifest schema_version " << it->dump()
-                                  << " is not 1, the version this report reads");
+                                  << " is not 2, the version this report reads; regenerate the "
+                                     "proxy with this dataproxy");
   }
   if (auto it = j.find("probes"); it != j.end()) {
     DATAPROXY_CHECK(it->is_array(), DataError, file.string() << ": \"probes\" must be an array");

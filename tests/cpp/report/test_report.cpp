@@ -29,7 +29,7 @@ TrialRecord record(const std::string& id, double proxy, std::optional<double> fu
 }
 
 json manifest_with_probes() {
-  return {{"schema_version", 1},
+  return {{"schema_version", 2},
           {"key", "key1"},
           {"dataset", "cifar10"},
           {"method", "importance"},
@@ -258,7 +258,7 @@ TEST_F(WriteReportTest, FindsTheCachedManifestByKey) {
 
 TEST_F(WriteReportTest, ManifestIsChecked) {
   json m = manifest_with_probes();
-  m["schema_version"] = 2;
+  m["schema_version"] = 3;
   atomic_write(dir_ / "m.json", m.dump());
   EXPECT_THROW(read_manifest_json(dir_ / "m.json"), DataError);
   m = manifest_with_probes();
