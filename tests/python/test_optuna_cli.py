@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import time
 from pathlib import Path
 
 import optuna
@@ -16,10 +17,10 @@ from optuna_support import FAKE_DATAPROXY, FAKE_TRIAL, PYTHON, python_env, write
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
 
-def run_cli(tmp_path: Path, *extra: str, env: dict | None = None, space: Path | None = None):
+def cli_argv(tmp_path: Path, *extra: str, space: Path | None = None) -> list[str]:
     (tmp_path / "data").mkdir(exist_ok=True)
     space = space or write_space(tmp_path)
-    argv = [
+    return [
         PYTHON,
         "-m",
         "dataproxy.optuna",
@@ -43,9 +44,18 @@ def run_cli(tmp_path: Path, *extra: str, env: dict | None = None, space: Path | 
         "1",
         *extra,
     ]
+
+
+def run_cli(tmp_path: Path, *extra: str, env: dict | None = None, space: Path | None = None):
     full_env = python_env()
     full_env.update(env or {})
-    return subprocess.run(argv, env=full_env, capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        cli_argv(tmp_path, *extra, space=space),
+        env=full_env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 def load(tmp_path: Path) -> optuna.Study:
@@ -105,6 +115,58 @@ def test_local_workers_share_one_sqlite_study(tmp_path):
     runs = [json.loads(x) for x in argv_file.read_text().splitlines()]
     assert len(runs) == len(states)
     assert all(r[r.index("--threads") + 1] == share for r in runs)
+
+
+def _cmdline(pid: int) -> list[str]:
+    return Path(f"/proc/{pid}/cmdline").read_bytes().decode().split("\0")[:-1]
+
+
+def _parent(pid: int) -> int:
+    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+
+
+def test_a_running_workers_argv_holds_no_storage_url(tmp_path):
+    # The storage URL stands for a PostgreSQL one with a password: the secret is in its path.
+    secret = "pw-Secret-5693"
+    storage = f"sqlite:///{tmp_path / secret / 'study.db'}"
+    pidfile = tmp_path / "runner-pids"
+    env = python_env()
+    env.update(FAKE_EPOCH_SECONDS="1", FAKE_PIDFILE=str(pidfile))
+    argv = cli_argv(
+        tmp_path, "--n-trials", "2", "--workers", "2", "--pruner", "none", "--storage", storage
+    )
+    coordinator = subprocess.Popen(
+        argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    seen: dict[int, list[str]] = {}
+    try:
+        deadline = time.monotonic() + 120
+        while not seen and time.monotonic() < deadline:
+            assert coordinator.poll() is None, coordinator.communicate()
+            pids = pidfile.read_text().split() if pidfile.exists() else []
+            for runner in map(int, pids):
+                try:
+                    worker = _parent(runner)
+                    assert _parent(worker) == coordinator.pid
+                    seen[worker] = _cmdline(worker)
+                    seen[runner] = _cmdline(runner)
+                except FileNotFoundError:
+                    continue  # that runner already ended
+            time.sleep(0.05)
+        out, err = coordinator.communicate(timeout=300)
+    finally:
+        if coordinator.poll() is None:
+            coordinator.kill()
+            coordinator.communicate()
+    assert coordinator.returncode == 0, err
+    assert seen, "no running worker was seen"
+    workers = [argv for argv in seen.values() if "dataproxy.optuna._worker" in argv]
+    assert workers, seen
+    for cmdline in seen.values():
+        assert not any(secret in arg for arg in cmdline), cmdline
+    # The study the workers ran is the one at that URL: they did get it, through stdin.
+    study = optuna.load_study(study_name="s", storage=storage)
+    assert [t.state for t in study.trials].count(TrialState.COMPLETE) >= 2
 
 
 def test_threads_per_worker_splits_the_cores_unless_given():

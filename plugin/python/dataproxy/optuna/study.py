@@ -540,20 +540,29 @@ def _spawn_workers(config: StudyConfig, proxy: ProxyInfo) -> list[subprocess.Pop
         report=False,
         threads=threads_per_worker(config.threads, config.workers),
     )
+    # The settings, storage URL and its password included, go through the worker's stdin: an
+    # argv is readable by every user of the machine (/proc/<pid>/cmdline, ps).
+    settings = json.dumps(
+        {"config": json.loads(worker_config.to_json()), "proxy": dataclasses.asdict(proxy)}
+    )
+    argv = [sys.executable, "-m", "dataproxy.optuna._worker"]
     procs = []
     for _ in range(config.workers):
-        argv = [
-            sys.executable,
-            "-m",
-            "dataproxy.optuna._worker",
-            worker_config.to_json(),
-            json.dumps(dataclasses.asdict(proxy)),
-        ]
         # Workers share our process group (a terminal's Ctrl-C reaches them all) and get
         # SIGTERM if we die, which makes them stop their runners.
-        procs.append(
-            subprocess.Popen(argv, preexec_fn=lambda: _child_setup(parent, signal.SIGTERM))
+        proc = subprocess.Popen(
+            argv,
+            stdin=subprocess.PIPE,
+            text=True,
+            preexec_fn=lambda: _child_setup(parent, signal.SIGTERM),
         )
+        assert proc.stdin is not None
+        try:
+            proc.stdin.write(settings)
+            proc.stdin.close()
+        except BrokenPipeError:
+            pass  # the worker died at once; _wait_workers reports its exit code
+        procs.append(proc)
     return procs
 
 
@@ -686,11 +695,14 @@ def run_study(config: StudyConfig) -> int:
     return status
 
 
-def worker_process_main(argv: list[str]) -> int:
-    """Entry of a worker started by `--workers N` (its parent-death signal is already set)."""
+def worker_process_main(settings: str) -> int:
+    """Entry of a worker started by `--workers N` (its parent-death signal is already set);
+    `settings` is what the coordinator wrote to the worker's stdin (never its argv: the storage
+    URL may hold a password)."""
     _terminate_on_sigterm()
-    config = StudyConfig.from_json(argv[0])
-    proxy = ProxyInfo(**json.loads(argv[1]))
+    received = json.loads(settings)
+    config = StudyConfig(**received["config"])
+    proxy = ProxyInfo(**received["proxy"])
     from .cli import configure_logging, report_error
 
     configure_logging(config.verbose)
