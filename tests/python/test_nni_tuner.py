@@ -34,7 +34,7 @@ if sys.argv[1] == "generate":
                       "cache_hit": False}}))
     sys.exit(0)
 if sys.argv[1] == "report":
-    sys.exit(0 if "--help" in sys.argv else 0)
+    sys.exit(0)
 sys.exit(2)
 """
 
@@ -241,3 +241,59 @@ def test_generate_argv_is_a_list_without_a_shell():
     assert argv[argv.index("--cache") + 1] == "/c; rm -rf /"
     assert argv[-2:] == ["--weights", "2,1,6,1"]
     assert "--max-train" not in argv
+
+
+def _record(parameter_id: int, config: dict) -> str:
+    return json.dumps(
+        {"trial_id": f"t{parameter_id}", "parameter_id": parameter_id, "framework": "nni"}
+        | {"config": config, "status": "complete", "proxy_accuracy": 0.5}
+    )
+
+
+def test_a_trial_that_trained_another_trials_parameters_is_caught(tmp_path, fake_dataproxy, caplog):
+    # NNI issue #5693: a trial may get another trial's parameter set. The runner records what it
+    # trained under the parameter_id it reported; the tuner compares it with what it issued.
+    program, _ = fake_dataproxy
+    tuner = make_tuner(tmp_path, program, builtin_tuner="GridSearch", report=False)
+    tuner.update_search_space(nni_space())
+    issued = tuner.generate_multiple_parameters([0, 1])
+    strip = [{k: v for k, v in p.items() if k != RESERVED_KEY} for p in issued]
+    assert strip[0] != strip[1]
+    fed, ended = [], []
+    tuner.inner.receive_trial_result = lambda pid, *a, **k: fed.append(pid)
+    tuner.inner.trial_end = lambda pid, success, **k: ended.append((pid, success))
+    store = tmp_path / "results" / "results.jsonl"
+    store.parent.mkdir()
+    # Trial of id 0 trained id 1's configuration; the trial of id 1 trained its own.
+    store.write_text(_record(0, strip[1]) + "\n" + _record(1, strip[1]) + "\n")
+
+    tuner.trial_end(0, True)  # NNI may end a trial before its result arrives
+    with caplog.at_level("ERROR", logger="dataproxy.nni"):
+        tuner.receive_trial_result(0, issued[0], {"default": 0.5, "full_accuracy": None})
+    assert tuner.mismatches == [
+        {"parameter_id": 0, "issued": strip[0], "trained": strip[1], "source": "results store"}
+    ]
+    assert "5693" in caplog.text and "parameter 0" in caplog.text
+    assert fed == [] and ended == [(0, False)]
+
+    tuner.receive_trial_result(1, issued[1], {"default": 0.7, "full_accuracy": None})
+    tuner.trial_end(1, True)
+    assert len(tuner.mismatches) == 1
+    assert fed == [1] and ended == [(0, False), (1, True)]
+
+
+def test_a_record_written_in_two_parts_is_read_once_complete(tmp_path, fake_dataproxy):
+    program, _ = fake_dataproxy
+    tuner = make_tuner(tmp_path, program, builtin_tuner="GridSearch", report=False)
+    tuner.update_search_space(nni_space())
+    issued = tuner.generate_multiple_parameters([0, 1])
+    strip = [{k: v for k, v in p.items() if k != RESERVED_KEY} for p in issued]
+    store = tmp_path / "results" / "results.jsonl"
+    store.parent.mkdir()
+    line = _record(0, strip[0])
+    store.write_text(line[:20])  # a runner still writing: no newline yet
+    tuner.receive_trial_result(0, issued[0], {"default": 0.5})
+    with store.open("a") as f:
+        f.write(line[20:] + "\n" + _record(1, strip[0]) + "\n")
+    tuner.receive_trial_result(1, issued[1], {"default": 0.5})
+    assert [m["parameter_id"] for m in tuner.mismatches] == [1]

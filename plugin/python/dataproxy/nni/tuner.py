@@ -205,6 +205,15 @@ class DataProxyTuner(Tuner):
         self._ends_pending: dict[int, dict[str, Any]] = {}
         #: configuration keys with a full-data accuracy, or one on its way
         self._spot_keys: set[str] = set()
+        #: the parameters (without the reserved key) handed out under each parameter_id
+        self._issued: dict[int, dict[str, Any]] = {}
+        #: the configuration each parameter_id's trial trained, from the results store
+        self._trained: dict[int, dict[str, Any]] = {}
+        self._store_offset = 0
+        #: results whose trial trained other parameters than those issued under its id (NNI
+        #: issue #5693): {"parameter_id", "issued", "trained"}; never given to the wrapped tuner
+        self.mismatches: list[dict[str, Any]] = []
+        self._rejected: set[int] = set()
         self._report_missing = False
         self._report_lock = threading.Lock()
         self._report_thread: threading.Thread | None = None
@@ -280,6 +289,7 @@ class DataProxyTuner(Tuner):
     def _attach(self, parameter_id: int, params: dict[str, Any], spot: bool) -> dict[str, Any]:
         if self.manifest is None:
             raise RuntimeError("dataproxy: parameters requested before the proxy stage ran")
+        self._issued[parameter_id] = json.loads(json.dumps(params, default=_plain))
         out = dict(params)
         out[RESERVED_KEY] = {
             "spot_check": bool(spot),
@@ -333,6 +343,12 @@ class DataProxyTuner(Tuner):
         self, parameter_id: int, parameters: dict[str, Any], value: Any, **kwargs: Any
     ) -> None:
         params = {k: v for k, v in parameters.items() if k != RESERVED_KEY}
+        if not self._trained_as_issued(parameter_id, params):
+            self._rejected.add(parameter_id)
+            pending = self._ends_pending.pop(parameter_id, None)
+            if pending is not None and parameter_id in self._inner_ids:
+                self.inner.trial_end(parameter_id, False, **pending)
+            return
         metric = value if isinstance(value, dict) else {"default": value}
         proxy = metric.get("default")
         full = metric.get("full_accuracy")
@@ -359,10 +375,73 @@ class DataProxyTuner(Tuner):
         if self.report:
             self._request_report()
 
+    def _read_store(self) -> None:
+        """Reads the records the runners appended since the last call (a torn last line, a
+        record still being written, is left for the next call)."""
+        path = Path(self.results_dir) / "results.jsonl"
+        try:
+            with path.open("rb") as f:
+                f.seek(self._store_offset)
+                data = f.read()
+        except FileNotFoundError:
+            return
+        end = data.rfind(b"\n") + 1
+        self._store_offset += end
+        for line in data[:end].splitlines():
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            if isinstance(record, dict) and isinstance(record.get("parameter_id"), int):
+                self._trained[record["parameter_id"]] = record.get("config") or {}
+
+    def _trained_as_issued(self, parameter_id: int, params: dict[str, Any]) -> bool:
+        """False, with an error logged and the case kept in `mismatches`, when the trial that
+        reported under `parameter_id` trained another configuration than the one this tuner
+        issued under that id (NNI issue #5693: with concurrency a trial may receive another
+        trial's parameter set). Such a result must not teach the wrapped tuner a wrong
+        accuracy."""
+        issued = self._issued.get(parameter_id)
+        if issued is None:
+            return True  # not issued by this tuner instance (a resumed experiment)
+        self._read_store()
+        trained = self._trained.get(parameter_id)
+        candidates = [("results store", trained)] if trained is not None else []
+        if params != issued:
+            candidates.append(("NNI's record", params))
+        for source, config in candidates:
+            if config != issued:
+                case = {
+                    "parameter_id": parameter_id,
+                    "issued": issued,
+                    "trained": config,
+                    "source": source,
+                }
+                self.mismatches.append(case)
+                _logger.error(
+                    "dataproxy: parameter %s: the trial trained %s (%s) but this tuner issued %s "
+                    "under that id (NNI issue #5693: a trial received another trial's "
+                    "parameters); its result is not given to the wrapped tuner",
+                    parameter_id,
+                    json.dumps(config, sort_keys=True),
+                    source,
+                    json.dumps(issued, sort_keys=True),
+                )
+                return False
+        if trained is None:
+            _logger.warning(
+                "dataproxy: parameter %s: no record in %s to check what the trial trained",
+                parameter_id,
+                self.results_dir,
+            )
+        return True
+
     def trial_end(self, parameter_id: int, success: bool, **kwargs: Any) -> None:
         if parameter_id not in self._inner_ids:
             return
-        if success and parameter_id not in self._results_seen:
+        if parameter_id in self._rejected:
+            success = False  # its result was not given to the wrapped tuner
+        elif success and parameter_id not in self._results_seen:
             self._ends_pending[parameter_id] = kwargs
             return
         self.inner.trial_end(parameter_id, success, **kwargs)
@@ -447,6 +526,13 @@ class DataProxyTuner(Tuner):
             )
         else:
             _logger.info("dataproxy: report updated in %s", self.results_dir)
+
+
+def _plain(value: Any) -> Any:
+    # numpy scalars from a wrapped tuner, as NNI itself would serialise them
+    if hasattr(value, "item"):
+        return value.item()
+    raise TypeError(f"cannot compare a parameter value of type {type(value).__name__}")
 
 
 def _builtin_class(name: str) -> type:
