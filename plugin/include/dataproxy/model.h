@@ -1,6 +1,8 @@
 // Models: the networks of a search space, built from a configuration. Families (resnet,
 // efficientnet) and their settings are described in search_spaces/README.md. Networks accept
 // any input size and channel count, contiguous or channels_last, and batch-wise only.
+// Family torchscript loads the user's own networks, exported once per configuration by
+// `python3 -m dataproxy.export`, for the input shape and class count they were exported for.
 #pragma once
 
 #include <torch/torch.h>
@@ -36,12 +38,16 @@ class Network : public torch::nn::Module {
 struct ModelCost {
   /// Multiply-accumulates of one forward pass of one image: convolutions, linear layers and
   /// squeeze-excitation, counted analytically; batch norm, activations, pooling and residual
-  /// additions are not counted.
+  /// additions are not counted. Family torchscript: read from the export index, where the
+  /// export helper recorded PyTorch's profiler count (FLOPs of conv2d and matrix products / 2).
   int64_t macs = 0;
   int64_t params = 0;  ///< trainable parameters
 };
 
 /// Builds the network of `config` (validated against `space`) for the given input and classes.
+/// Family torchscript: loads the exported file after checking it against the export index and
+/// with a dry forward of one zero image; throws InvalidInput (DataError for a damaged file)
+/// saying how to export again.
 std::shared_ptr<Network> build_model(const SearchSpace& space, const Config& config,
                                      const InputShape& input, int64_t num_classes);
 

@@ -4,7 +4,7 @@
 //
 // Schema (every key below is known; any other key is an error; search_spaces/README.md has more):
 //   name: text                      required
-//   family: resnet | efficientnet   required
+//   family: resnet | efficientnet | torchscript   required
 //   notes: text                     optional (how the paper was read, ...)
 //   parameters:                     required, at least one; each a family setting that is searched
 //     - name: B                     a setting of the family (see below), unique
@@ -12,6 +12,8 @@
 //       values: {r1: [1, 2]}        required for named choices: what each name stands for
 //       description: text           optional
 //   model: {setting: value}         fixed family settings (not searched); defaults fill the rest
+//   torchscript:                    family torchscript only (your own networks):
+//     module: net.py, function: build, exports: net.export, seed: 0
 //   training:                       optional; defaults as in TrainSettings
 //     optimizer: adam | sgd, learning_rate, weight_decay, momentum, batch_size, epochs,
 //     schedule: constant | cosine | step, step_milestones: [..], step_gamma,
@@ -22,6 +24,7 @@
 //   efficientnet: r (repeats per stage), k (kernel per stage), f (input width per stage),
 //                 expand_ratios, strides, stem_stride, stem_kernel, output_width,
 //                 output_width_reference, head_channels, se_ratio, dropout, feature_stage
+//   torchscript:  any names and values: they are the `config` your build(config) function reads
 #pragma once
 
 #include <nlohmann/json.hpp>
@@ -69,6 +72,18 @@ struct TrainSettings {
   json to_json() const;
 };
 
+/// Family torchscript: where the user's networks come from. `build(config)` in `module` makes
+/// each configuration's torch.nn.Module; `python3 -m dataproxy.export` scripts every one of them
+/// into `exports` once, and build_model loads them from there (search_spaces/README.md).
+struct TorchScriptSource {
+  fs::path space_file;  ///< the space's file (the origin it was parsed from), for messages
+  fs::path module;      ///< the Python file defining `function`
+  std::string function = "build";
+  fs::path exports;           ///< folder with index.json and one TorchScript file per network
+  int64_t seed = 0;           ///< torch.manual_seed before each build: fixes initial weights
+  std::string module_sha256;  ///< of `module` when the space was read
+};
+
 /// A parsed, validated search space.
 class SearchSpace {
  public:
@@ -78,8 +93,10 @@ class SearchSpace {
   static SearchSpace parse(const std::string& yaml_text, const std::string& origin);
 
   const std::string& name() const { return name_; }
-  /// Model family: "resnet" or "efficientnet".
+  /// Model family: "resnet", "efficientnet" or "torchscript".
   const std::string& family() const { return family_; }
+  /// Family torchscript: the `torchscript:` block, paths made absolute. Empty for other families.
+  const TorchScriptSource& torchscript() const { return torchscript_; }
   const std::vector<Parameter>& parameters() const { return parameters_; }
   /// Fixed model settings for the family (e.g. blocks per stage): the `model:` key, with the
   /// family's defaults filled in for every setting that is neither given nor searched.
@@ -121,6 +138,7 @@ class SearchSpace {
   std::vector<Parameter> parameters_;
   json model_settings_ = json::object();
   TrainSettings training_;
+  TorchScriptSource torchscript_;
 };
 
 }  // namespace dataproxy

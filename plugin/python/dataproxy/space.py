@@ -22,9 +22,9 @@ import yaml
 
 __all__ = ["Parameter", "SearchSpace", "SpaceError", "load_space", "parse_space"]
 
-_TOP_KEYS = {"name", "family", "notes", "parameters", "model", "training"}
+_TOP_KEYS = {"name", "family", "notes", "parameters", "model", "torchscript", "training"}
 _PARAMETER_KEYS = {"name", "choices", "values", "description"}
-_FAMILIES = {"resnet", "efficientnet"}
+_FAMILIES = {"resnet", "efficientnet", "torchscript"}
 
 Choice = Any  # int, float or str, as written in the file
 

@@ -2,6 +2,7 @@
 
 #include "dataproxy/error.h"
 #include "models/networks.h"
+#include "models/torchscript.h"
 
 namespace dataproxy {
 namespace {
@@ -27,8 +28,11 @@ std::shared_ptr<Network> build_model(const SearchSpace& space, const Config& con
   if (space.family() == "efficientnet") {
     return models::build_efficientnet(models::EfficientNetSpec::from(space, c), input, num_classes);
   }
+  if (space.family() == "torchscript") {
+    return models::load_torchscript(space, c, input, num_classes);
+  }
   throw InvalidInput("search space '" + space.name() + "' has model family '" + space.family() +
-                     "', which has no model builder; use resnet or efficientnet");
+                     "', which has no model builder; use resnet, efficientnet or torchscript");
 }
 
 ModelCost model_cost(const SearchSpace& space, const Config& config, const InputShape& input,
@@ -36,6 +40,11 @@ ModelCost model_cost(const SearchSpace& space, const Config& config, const Input
   check_shape(input, num_classes);
   const Config c = space.validate(config);
   ModelCost cost;
+  if (space.family() == "torchscript") {
+    // Counted by the export helper in Python; nothing is loaded here.
+    const auto e = models::find_torchscript_export(space, c, input, num_classes);
+    return ModelCost{e.macs, e.params};
+  }
   if (space.family() == "resnet") {
     cost.macs = models::resnet_macs(models::ResNetSpec::from(space, c), input, num_classes);
   } else {

@@ -74,6 +74,8 @@ const std::vector<Family>& families() {
             "stage whose pooled output features() returns; 0 = the last"},
        },
        check_efficientnet},
+      // The user's own networks, built in Python and exported to TorchScript (models/torchscript).
+      {"torchscript", {}, nullptr, true},
   };
   return all;
 }
@@ -109,6 +111,8 @@ std::string family_names() {
 }
 
 const SettingSpec* find_setting(const Family& family, const std::string& setting) {
+  static const SettingSpec any{"", Kind::Any, nullptr, 0, 0, false, "a setting of your network"};
+  if (family.open) return &any;
   for (const auto& s : family.settings) {
     if (s.name == setting) return &s;
   }
@@ -127,6 +131,8 @@ std::string check_value(const SettingSpec& spec, const json& value) {
         std::string e = check_number(spec, v, true);
         if (!e.empty()) return "every entry: " + e;
       }
+      return "";
+    case Kind::Any:
       return "";
   }
   return "";

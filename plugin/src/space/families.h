@@ -13,7 +13,8 @@ using json = nlohmann::json;
 
 /// One setting of a model family.
 struct SettingSpec {
-  enum class Kind { Int, IntList, Float };
+  /// Any: a value of an open family (torchscript), passed to the user's builder as is.
+  enum class Kind { Int, IntList, Float, Any };
   std::string name;
   Kind kind = Kind::Int;
   json default_value;
@@ -29,13 +30,16 @@ struct Family {
   std::vector<SettingSpec> settings;
   /// Empty when the complete settings of one configuration are consistent, else what is wrong.
   std::string (*check)(const json& settings) = nullptr;
+  /// Open families take settings of any name and value (the user's builder reads them).
+  bool open = false;
 };
 
-/// The known families ("resnet", "efficientnet"); nullptr for another name.
+/// The known families ("resnet", "efficientnet", "torchscript"); nullptr for another name.
 const Family* find_family(const std::string& name);
 /// Comma-separated names of the known families.
 std::string family_names();
-/// The spec of `setting` in `family`; nullptr when the family has no such setting.
+/// The spec of `setting` in `family`; nullptr when the family has no such setting. An open
+/// family answers every name with a spec of kind Any.
 const SettingSpec* find_setting(const Family& family, const std::string& setting);
 /// Empty when `value` fits `spec`, else what is wrong with it (e.g. "expected an odd integer").
 std::string check_value(const SettingSpec& spec, const json& value);

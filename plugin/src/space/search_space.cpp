@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cctype>
 #include <cmath>
 #include <cstdlib>
 #include <optional>
@@ -269,6 +270,53 @@ bool same_choice(const json& a, const json& b) {
   return false;
 }
 
+bool is_identifier(const std::string& s) {
+  if (s.empty() || std::isdigit(static_cast<unsigned char>(s[0]))) return false;
+  return std::all_of(s.begin(), s.end(),
+                     [](char c) { return std::isalnum(static_cast<unsigned char>(c)) || c == '_'; });
+}
+
+/// The `torchscript:` block; relative paths are relative to the space file's folder.
+TorchScriptSource parse_torchscript(const Source& src, const YAML::Node& node) {
+  TorchScriptSource t;
+  const fs::path origin(src.origin);
+  t.space_file = origin;
+  const fs::path base = fs::absolute(origin).parent_path();
+  const std::string p = "torchscript";
+  std::optional<YAML::Node> module_node;
+  for (const auto& [key, v] : mapping(src, node, p, {"module", "function", "exports", "seed"})) {
+    const std::string kp = p + "." + key;
+    if (key == "module") {
+      module_node.emplace(v);
+      t.module = (base / get_text(src, v, kp)).lexically_normal();
+    } else if (key == "function") {
+      t.function = get_text(src, v, kp);
+      if (!is_identifier(t.function)) {
+        src.fail(v, kp, "'" + t.function + "' is not a Python function name",
+                 "name the function of `module` that builds a network, e.g. build");
+      }
+    } else if (key == "exports") {
+      t.exports = (base / get_text(src, v, kp)).lexically_normal();
+    } else if (key == "seed") {
+      t.seed = get_int(src, v, kp, 0, int64_t{1} << 62);
+    }
+  }
+  if (!module_node) {
+    src.fail(node, p + ".module", "missing",
+             "add `module: my_networks.py`, the Python file whose build(config) returns a "
+             "torch.nn.Module");
+  }
+  if (!fs::is_regular_file(t.module)) {
+    src.fail(*module_node, p + ".module", "file " + t.module.string() + " does not exist",
+             "give the path of your Python file, relative to the space file's folder");
+  }
+  t.module_sha256 = sha256_file(t.module);
+  if (t.exports.empty()) {
+    t.exports = (base / (origin.stem().string() + ".export")).lexically_normal();
+  }
+  return t;
+}
+
 }  // namespace
 
 json TrainSettings::to_json() const {
@@ -312,10 +360,11 @@ SearchSpace SearchSpace::parse(const std::string& yaml_text, const std::string& 
 
   SearchSpace sp;
   // std::optional because assigning to a YAML::Node rebinds the node it refers to.
-  std::optional<YAML::Node> params_opt, model_opt, family_opt;
+  std::optional<YAML::Node> params_opt, model_opt, family_opt, torchscript_opt;
   bool have_name = false;
-  for (const auto& [key, v] :
-       mapping(src, root, "", {"name", "family", "notes", "parameters", "model", "training"})) {
+  for (const auto& [key, v] : mapping(src, root, "",
+                                      {"name", "family", "notes", "parameters", "model",
+                                       "torchscript", "training"})) {
     if (key == "name") {
       sp.name_ = get_text(src, v, key);
       have_name = !sp.name_.empty();
@@ -330,6 +379,8 @@ SearchSpace SearchSpace::parse(const std::string& yaml_text, const std::string& 
       model_opt.emplace(v);
     } else if (key == "training") {
       sp.training_ = parse_training(src, v);
+    } else if (key == "torchscript") {
+      torchscript_opt.emplace(v);
     }
   }
   if (!have_name) src.fail(root, "name", "missing", "add `name: <short name of the space>`");
@@ -341,6 +392,17 @@ SearchSpace SearchSpace::parse(const std::string& yaml_text, const std::string& 
   if (family == nullptr) {
     src.fail(family_node, "family", "unknown family '" + sp.family_ + "'",
              "use one of: " + space::family_names());
+  }
+  if (sp.family_ == "torchscript") {
+    if (!torchscript_opt) {
+      src.fail(root, "torchscript", "missing",
+               "add `torchscript: {module: my_networks.py}` naming the Python file whose "
+               "build(config) returns each configuration's torch.nn.Module");
+    }
+    sp.torchscript_ = parse_torchscript(src, *torchscript_opt);
+  } else if (torchscript_opt) {
+    src.fail(*torchscript_opt, "torchscript", "only family torchscript reads this block",
+             "remove it, or set `family: torchscript`");
   }
   std::string setting_names;
   for (const auto& s : family->settings) {
@@ -473,6 +535,16 @@ SearchSpace SearchSpace::parse(const std::string& yaml_text, const std::string& 
                  key + " is the " + spec->meaning);
       }
       sp.model_settings_[key] = value;
+    }
+  }
+  if (family->open) {
+    for (const char* reserved : {"num_classes", "input_shape"}) {
+      bool used = sp.model_settings_.contains(reserved);
+      for (const auto& par : sp.parameters_) used = used || par.name == reserved;
+      if (used) {
+        src.fail(root, reserved, "this name is set by the export helper from the data",
+                 "rename your parameter or `model:` setting");
+      }
     }
   }
   for (const auto& s : family->settings) {
@@ -630,8 +702,16 @@ json SearchSpace::to_json() const {
                       {"values", p.values},
                       {"description", p.description}});
   }
-  return {{"name", name_},        {"family", family_},        {"notes", notes_},
-          {"parameters", params}, {"model", model_settings_}, {"training", training_.to_json()}};
+  json out = {{"name", name_},        {"family", family_},        {"notes", notes_},
+              {"parameters", params}, {"model", model_settings_}, {"training", training_.to_json()}};
+  // The module's hash, not its path: a changed network changes proxy cache keys.
+  if (family_ == "torchscript") {
+    out["torchscript"] = {{"module", torchscript_.module.filename().string()},
+                          {"module_sha256", torchscript_.module_sha256},
+                          {"function", torchscript_.function},
+                          {"seed", torchscript_.seed}};
+  }
+  return out;
 }
 
 std::string SearchSpace::content_hash() const {
