@@ -263,14 +263,13 @@ class Runner:
             seen.setdefault(record_identity(r), set()).add(r["config_id"])
         return seen
 
-    def block(self, plan: SpacePlan, seed: int) -> None:
-        """One proxy seed of one space: every arm x ratio x length."""
+    def block(
+        self, plan: SpacePlan, seed: int, ratios: tuple[float, ...], lengths: tuple[str, ...]
+    ) -> None:
+        """One proxy seed of one space: every arm at these ratios and lengths."""
         proxy_arms = [a for a in self.arms if a.kind == "proxy"]
         wanted = [
-            (a, r)
-            for a in proxy_arms
-            for r in plan.ratios
-            if any(plan.runs(a, r, n) for n in plan.lengths)
+            (a, r) for a in proxy_arms for r in ratios if any(plan.runs(a, r, n) for n in lengths)
         ]
         # The first generation trains the probes (cached for every later one); the rest run in
         # parallel jobs.
@@ -289,9 +288,9 @@ class Runner:
         bs = planmod.space_training(plan.space)["batch_size"]
         store = str(self.proxy_store(plan))
         units: dict[tuple, Unit] = {}
-        for length in plan.lengths:
+        for length in lengths:
             e = planmod.length_epochs(self.tier, plan, length)
-            for ratio in plan.ratios:
+            for ratio in ratios:
                 for arm in self.arms:
                     if not plan.runs(arm, ratio, length):
                         continue
@@ -422,15 +421,26 @@ class Runner:
             self.run_units(units)
         if reference_only:
             return
-        # Seeds interleaved over the spaces: a deadline cuts seeds, never a space entirely.
-        for seed in range(max((p.seeds for p in self.tier.spaces), default=0)):
-            for plan in self.tier.spaces:
-                if seed < plan.seeds:
-                    log(f"{planmod.stem(plan.space)} seed {seed}")
+        # Phase by phase (plan.phases: the verdict's rows first), each over every seed, the
+        # seeds interleaved over the spaces: a deadline cuts seeds, never a space entirely.
+        n_phases = max((len(planmod.phases(p)) for p in self.tier.spaces), default=0)
+        for k in range(n_phases):
+            for seed in range(max((p.seeds for p in self.tier.spaces), default=0)):
+                for plan in self.tier.spaces:
+                    phase = planmod.phases(plan)
+                    if seed >= plan.seeds or k >= len(phase):
+                        continue
+                    ratios, lengths = phase[k]
+                    label = f"{'/'.join(f'{100 * r:g}%' for r in ratios)} {'/'.join(lengths)}"
+                    log(f"{planmod.stem(plan.space)} seed {seed}: {label}")
                     start = time.monotonic()
-                    self.block(plan, seed)
+                    self.block(plan, seed, ratios, lengths)
                     self.event(
-                        kind="block", space=plan.space, seed=seed, wall_s=time.monotonic() - start
+                        kind="block",
+                        space=plan.space,
+                        seed=seed,
+                        phase=label,
+                        wall_s=time.monotonic() - start,
                     )
         self.event(kind="finished", complete=not self.skipped_any)
 
