@@ -34,6 +34,32 @@ def records(experiment: Path) -> list[dict]:
     return [json.loads(x) for x in path.read_text().splitlines() if x.strip()]
 
 
+def assert_trials_match_records(trials, experiment: Path) -> None:
+    """Trial by trial: the runner trained the trial's parameters and Optuna holds the accuracy
+    that runner measured (a stub that returns numbers, or two trials that swap results, fail)."""
+    by_id = {r["trial_id"]: r for r in records(experiment)}
+    by_number = {t.number: t for t in trials}
+    checked = 0
+    for t in trials:
+        if t.state not in FINISHED:
+            continue
+        # A repeated configuration reuses its twin's result and trains nothing.
+        source = by_number[t.user_attrs["duplicate_of"]] if "duplicate_of" in t.user_attrs else t
+        record = by_id[str(source.number)]
+        assert record["config"] == t.params, (t.number, record["config"], t.params)
+        if t.state == TrialState.COMPLETE:
+            assert record["status"] == "complete", (t.number, record)
+            assert t.value == record["proxy_accuracy"], (t.number, t.value, record)
+            assert t.user_attrs["proxy_accuracy"] == record["proxy_accuracy"]
+        else:
+            assert record["status"] == "pruned", (t.number, record)
+        reported = [t.intermediate_values[k] for k in sorted(t.intermediate_values)]
+        if source is t:
+            assert reported == record["proxy_curve"][: len(reported)], (t.number, record)
+        checked += 1
+    assert checked, "no finished trial"
+
+
 def runner_options(programs, data_root, manifest, experiment, **kw) -> RunnerOptions:
     return RunnerOptions(
         binary=programs["dataproxy-trial"],
@@ -100,6 +126,8 @@ def test_sqlite_study_one_worker_with_report_and_dashboard(
     by_id = {r["trial_id"]: r for r in records(experiment)}
     assert set(by_id) == {"0", "1", "2"}
     assert by_id["0"]["spot_check"] is True and by_id["0"]["framework"] == "optuna"
+    assert_trials_match_records(study.trials, experiment)
+    assert first.user_attrs["full_accuracy"] == by_id["0"]["full_accuracy"]
 
     # optuna-dashboard reads the intermediate values and user attributes back.
     studies = dashboard_get(storage, "/api/studies")["study_summaries"]
@@ -141,7 +169,7 @@ def test_failing_real_runner_marks_fail_and_study_goes_on(programs, data_root, m
     study.optimize(DataProxyObjective(space, bad), n_trials=1, catch=(RunnerFailed,))
     failed = study.trials[0]
     assert failed.state == TrialState.FAIL
-    assert failed.user_attrs["runner_exit_code"] != 0
+    assert failed.user_attrs["runner_exit_code"] == 2  # bad input: no manifest there
     assert "no-such-manifest" in failed.user_attrs["runner_stderr_tail"]
 
     good = runner_options(programs, data_root, manifest, tmp_path, epochs=1)
@@ -186,12 +214,17 @@ def test_postgres_three_workers_one_killed(
 ):
     experiment = tmp_path / "exp"
     n_trials = 6
+    # The server trusts loopback connections and ignores the password, which is here to be
+    # looked for where it must not be: in the workers' and runners' argv.
+    secret = "Secret-pw-5693"
+    url = postgres.url.replace("postgresql://postgres@", f"postgresql://postgres:{secret}@", 1)
+    assert secret in url
     argv = cli_argv(
         data_root,
         proxy_cache,
         experiment,
         "--storage",
-        postgres.url,
+        url,
         "--workers",
         "3",
         "--n-trials",
@@ -216,6 +249,9 @@ def test_postgres_three_workers_one_killed(
     try:
         storage = postgres.psycopg2_url
         killed_trial, worker_pid, runner_pid = _running_trial_to_kill(storage, coordinator)
+        for pid in (worker_pid, runner_pid):
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+            assert cmdline and secret.encode() not in cmdline, cmdline
         os.kill(worker_pid, signal.SIGKILL)
         # The killed worker's runner goes with it (parent-death signal), not at its next write.
         assert wait_gone(runner_pid, timeout=5), f"runner {runner_pid} outlived its worker"
@@ -254,3 +290,6 @@ def test_postgres_three_workers_one_killed(
     )
     recorded = sorted(r["trial_id"] for r in records(experiment) if r["status"] == "complete")
     assert recorded == complete_ids
+    # Statuses are not enough: each trial's parameters and accuracy are its runner's.
+    assert_trials_match_records(trials, experiment)
+    assert secret not in out + err

@@ -184,8 +184,7 @@ def test_reserved_key_with_unknown_setting(tmp_path):
 
 def test_missing_manifest(tmp_path):
     result = run_trial([*base_args(tmp_path), "--params", json.dumps(GOOD)])
-    assert result.returncode != 0
-    assert_error(result, result.returncode, "/nonexistent/manifest.json")
+    assert_error(result, 2, "no manifest at /nonexistent/manifest.json", "dataproxy generate")
 
 
 def test_no_parameters_outside_nni(tmp_path):
@@ -417,3 +416,72 @@ def test_a_signal_during_training_stops_it_and_records_why(proxy, tmp_path, sig,
     records = read_store(results)
     assert len(records) == 1 and records[0]["status"] == status
     assert 1 <= len(records[0]["proxy_curve"]) < 50
+
+
+def test_a_manifest_built_for_another_space_is_refused(proxy, tmp_path):
+    manifest, data = proxy
+    other = tmp_path / "other_space.yaml"
+    # The same parameters and family, another training schedule: another space hash.
+    text = SPACE.read_text()
+    assert "epochs:" in text
+    other.write_text(text.replace("epochs:", "epochs: 7\n  # was:", 1))
+    results = tmp_path / "results"
+    args = trained_args(manifest, data)
+    args[args.index("--space") + 1] = str(other)
+    result = run_trial([*args, "--results", str(results), "--params", json.dumps(GOOD)])
+    assert_error(result, 2, "was built for search space", str(other), "generate a proxy")
+    assert not (results / "results.jsonl").exists()
+
+
+def test_a_trial_handed_another_trials_parameters_is_caught_by_the_tuner(proxy, tmp_path):
+    """NNI issue #5693 played for real: the tuner issues two sets, NNI hands the trial of id 0
+    the set of id 1, the real runner trains it and reports under id 0; the tuner finds out from
+    the runner's record and keeps that accuracy away from the wrapped tuner."""
+    pytest.importorskip("nni")
+    from dataproxy.nni.tuner import RESERVED_KEY, DataProxyTuner
+    from dataproxy.space import load_space
+
+    manifest, data = proxy
+    results = tmp_path / "results"
+    tuner = DataProxyTuner(
+        space=str(SPACE),
+        dataset="fashion-mnist",
+        data_root=str(data),
+        manifest=str(manifest),
+        results_dir=str(results),
+        builtin_tuner="GridSearch",
+        report=False,
+    )
+    tuner.update_search_space(load_space(SPACE).to_nni())
+    issued = tuner.generate_multiple_parameters([0, 1])
+    configs = [{k: v for k, v in p.items() if k != RESERVED_KEY} for p in issued]
+    assert configs[0] != configs[1]
+    fed = []
+    tuner.inner.receive_trial_result = lambda pid, *a, **k: fed.append(pid)
+    args = trained_args(manifest, data)
+    i = args.index("--manifest")
+    del args[i : i + 2]  # the tuner sends it
+
+    values = {}
+    for trial, (parameter_id, params) in enumerate([(0, issued[1]), (1, issued[1])]):
+        nni = FakeNni()
+        try:
+            nni.send_parameters(params, parameter_id=parameter_id)
+            env = {**nni_env(tmp_path, nni.url), "NNI_TRIAL_JOB_ID": f"job{trial}"}
+            done = run_trial([*args, "--epochs", "1"], env=env)
+            assert done.returncode == 0, done.stderr
+            final = [m for m in nni.metrics() if m["type"] == "FINAL"]
+        finally:
+            nni.close()
+        assert [m["parameter_id"] for m in final] == [parameter_id]
+        values[parameter_id] = final[0]["value"]
+        # What NNI's dispatcher does with a FINAL metric: the parameters it issued under that id.
+        tuner.receive_trial_result(parameter_id, issued[parameter_id], values[parameter_id])
+
+    assert tuner.mismatches == [
+        {"parameter_id": 0, "issued": configs[0], "trained": configs[1], "source": "results store"}
+    ]
+    assert fed == [1]
+    records = {r["parameter_id"]: r for r in read_store(results)}
+    assert records[0]["config"] == configs[1] and records[1]["config"] == configs[1]
+    assert values[1]["default"] == records[1]["proxy_accuracy"]
