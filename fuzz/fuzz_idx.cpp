@@ -13,8 +13,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, std::size_t size) {
   const uint8_t* body = data + 2;
   const std::size_t n = size - 2;
   try {
-    auto bytes = torch::from_blob(const_cast<uint8_t*>(body), {static_cast<int64_t>(n)},
-                                  torch::kUInt8);
+    auto bytes =
+        torch::from_blob(const_cast<uint8_t*>(body), {static_cast<int64_t>(n)}, torch::kUInt8);
     if (dataproxy::data::is_gzip(bytes)) dataproxy::data::gunzip(bytes.clone(), "fuzz.gz");
   } catch (const dataproxy::Error&) {
   }

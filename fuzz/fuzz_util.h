@@ -18,9 +18,9 @@ inline std::filesystem::path input_file(const std::string& name, const uint8_t* 
                                         std::size_t size) {
   static const std::filesystem::path dir = [] {
     const char* shm = "/dev/shm";
-    std::filesystem::path base =
-        std::filesystem::is_directory(shm) ? std::filesystem::path(shm)
-                                           : std::filesystem::temp_directory_path();
+    std::filesystem::path base = std::filesystem::is_directory(shm)
+                                     ? std::filesystem::path(shm)
+                                     : std::filesystem::temp_directory_path();
     auto d = base / ("dataproxy-fuzz-" + std::to_string(::getpid()));
     std::filesystem::create_directories(d);
     return d;
