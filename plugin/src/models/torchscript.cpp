@@ -28,9 +28,9 @@ json read_index(const SearchSpace& space, const InputShape& input, int64_t class
   const auto& ts = space.torchscript();
   const fs::path path = ts.exports / "index.json";
   if (!fs::exists(path)) {
-    throw InvalidInput("search space '" + space.name() + "' (family torchscript) has no export: " +
-                       path.string() + " does not exist; export its networks once with " +
-                       export_command(space, input, classes));
+    throw InvalidInput(
+        "search space '" + space.name() + "' (family torchscript) has no export: " + path.string() +
+        " does not exist; export its networks once with " + export_command(space, input, classes));
   }
   json index;
   try {
@@ -79,6 +79,16 @@ std::pair<int, int> major_minor(const std::string& version) {
   std::istringstream in(version);
   in >> major >> dot >> minor;
   return {major, minor};
+}
+
+/// The cause of a failure inside TorchScript code: the last line of the interpreter's report
+/// (e.g. "RuntimeError: Given groups=1, ..."), without the TorchScript and C++ backtraces.
+std::string script_error(const std::exception& e) {
+  const auto* c10_error = dynamic_cast<const c10::Error*>(&e);
+  std::string text = c10_error != nullptr ? c10_error->what_without_backtrace() : e.what();
+  while (!text.empty() && (text.back() == '\n' || text.back() == ' ')) text.pop_back();
+  const auto line = text.rfind('\n');
+  return line == std::string::npos ? text : text.substr(line + 1);
 }
 
 /// Every parameter and buffer of `module`, named without dots (nn::Module's rule).
@@ -190,6 +200,11 @@ std::shared_ptr<Network> wrap_torchscript(torch::jit::Module module, const Input
                             "returning the pooled penultimate activations [N, D] and export it "
                             "again");
   auto net = std::make_shared<TorchScriptNetwork>(std::move(module), origin);
+  bool trainable = false;
+  for (const auto& p : net->parameters()) trainable = trainable || p.requires_grad();
+  DATAPROXY_CHECK(trainable, InvalidInput,
+                  origin << " has no trainable parameter (none requires grad): there is nothing "
+                            "to train; export the network with its parameters trainable");
   const bool was_training = net->is_training();
   net->eval();
   torch::Tensor logits, features;
@@ -198,18 +213,17 @@ std::shared_ptr<Network> wrap_torchscript(torch::jit::Module module, const Input
     const auto x = torch::zeros({1, input.channels, input.height, input.width});
     logits = net->forward(x);
     features = net->features(x);
-  } catch (const c10::Error& e) {
+  } catch (const std::exception& e) {
     throw InvalidInput(origin + " fails on one zero image of shape [1, " + shape_text(input) +
-                       "] (this data's input): " + e.what_without_backtrace() +
+                       "] (this data's input): " + script_error(e) +
                        "; build the network for this input and export it again");
   }
   net->train(was_training);
-  DATAPROXY_CHECK(logits.dim() == 2 && logits.size(0) == 1 && logits.size(1) == num_classes,
-                  InvalidInput,
-                  origin << " maps one image of shape [1, " << shape_text(input) << "] to "
-                         << logits.sizes() << ", but this data has " << num_classes
-                         << " classes: forward must return logits [N, " << num_classes
-                         << "]; build it for " << num_classes << " classes and export it again");
+  DATAPROXY_CHECK(
+      logits.dim() == 2 && logits.size(0) == 1 && logits.size(1) == num_classes, InvalidInput,
+      origin << " maps one image of shape [1, " << shape_text(input) << "] to " << logits.sizes()
+             << ", but this data has " << num_classes << " classes: forward must return logits [N, "
+             << num_classes << "]; build it for " << num_classes << " classes and export it again");
   DATAPROXY_CHECK(features.dim() == 2 && features.size(0) == 1 && features.size(1) > 0,
                   InvalidInput,
                   origin << ": features() returns " << features.sizes()
@@ -234,20 +248,21 @@ std::shared_ptr<Network> load_torchscript(const SearchSpace& space, const Config
   torch::jit::Module module;
   try {
     module = torch::jit::load(e.file.string(), torch::Device(torch::kCPU));
-  } catch (const c10::Error& err) {
+  } catch (const std::exception& err) {
     const auto [major, minor] = major_minor(e.torch_version);
     std::string why;
-    if (major > TORCH_VERSION_MAJOR || (major == TORCH_VERSION_MAJOR && minor > TORCH_VERSION_MINOR)) {
+    if (major > TORCH_VERSION_MAJOR ||
+        (major == TORCH_VERSION_MAJOR && minor > TORCH_VERSION_MINOR)) {
       why = "; it was written by torch " + e.torch_version + ", newer than this LibTorch " +
             std::to_string(TORCH_VERSION_MAJOR) + "." + std::to_string(TORCH_VERSION_MINOR) +
             ": export with a Python torch of this LibTorch's version";
     }
-    throw DataError(e.file.string() + " does not load as TorchScript (" +
-                    err.what_without_backtrace() + ")" + why + again);
+    throw DataError(e.file.string() + " does not load as TorchScript (" + script_error(err) + ")" +
+                    why + again);
   }
-  return wrap_torchscript(std::move(module), input, num_classes,
-                          "the TorchScript network " + e.file.string() + " (configuration " +
-                              e.config_id + ")");
+  return wrap_torchscript(
+      std::move(module), input, num_classes,
+      "the TorchScript network " + e.file.string() + " (configuration " + e.config_id + ")");
 }
 
 }  // namespace dataproxy::models

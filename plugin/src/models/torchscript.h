@@ -22,8 +22,8 @@ struct TorchScriptExport {
   std::string sha256;
   InputShape input;
   int64_t classes = 0;
-  int64_t macs = 0;    ///< counted by the export helper (torch.profiler FLOPs / 2)
-  int64_t params = 0;  ///< trainable parameters
+  int64_t macs = 0;           ///< counted by the export helper (torch.profiler FLOPs / 2)
+  int64_t params = 0;         ///< trainable parameters
   std::string torch_version;  ///< of the torch that wrote the file
 };
 

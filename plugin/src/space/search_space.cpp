@@ -5,8 +5,8 @@
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
-#include <cerrno>
 #include <cctype>
+#include <cerrno>
 #include <cmath>
 #include <cstdlib>
 #include <optional>
@@ -272,8 +272,9 @@ bool same_choice(const json& a, const json& b) {
 
 bool is_identifier(const std::string& s) {
   if (s.empty() || std::isdigit(static_cast<unsigned char>(s[0]))) return false;
-  return std::all_of(s.begin(), s.end(),
-                     [](char c) { return std::isalnum(static_cast<unsigned char>(c)) || c == '_'; });
+  return std::all_of(s.begin(), s.end(), [](char c) {
+    return std::isalnum(static_cast<unsigned char>(c)) || c == '_';
+  });
 }
 
 /// The `torchscript:` block; relative paths are relative to the space file's folder.
@@ -362,9 +363,9 @@ SearchSpace SearchSpace::parse(const std::string& yaml_text, const std::string& 
   // std::optional because assigning to a YAML::Node rebinds the node it refers to.
   std::optional<YAML::Node> params_opt, model_opt, family_opt, torchscript_opt;
   bool have_name = false;
-  for (const auto& [key, v] : mapping(src, root, "",
-                                      {"name", "family", "notes", "parameters", "model",
-                                       "torchscript", "training"})) {
+  for (const auto& [key, v] :
+       mapping(src, root, "",
+               {"name", "family", "notes", "parameters", "model", "torchscript", "training"})) {
     if (key == "name") {
       sp.name_ = get_text(src, v, key);
       have_name = !sp.name_.empty();
@@ -702,8 +703,9 @@ json SearchSpace::to_json() const {
                       {"values", p.values},
                       {"description", p.description}});
   }
-  json out = {{"name", name_},        {"family", family_},        {"notes", notes_},
-              {"parameters", params}, {"model", model_settings_}, {"training", training_.to_json()}};
+  json out = {
+      {"name", name_},        {"family", family_},        {"notes", notes_},
+      {"parameters", params}, {"model", model_settings_}, {"training", training_.to_json()}};
   // The module's hash, not its path: a changed network changes proxy cache keys.
   if (family_ == "torchscript") {
     out["torchscript"] = {{"module", torchscript_.module.filename().string()},
