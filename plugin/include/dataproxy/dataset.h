@@ -13,6 +13,21 @@ namespace dataproxy {
 
 namespace fs = std::filesystem;
 
+/// A fingerprint() already known (from the decode cache), with the tensors it was computed
+/// for: fingerprint() trusts it only while images, labels and num_classes are still those
+/// (same storage, shape and class count), so a Dataset whose tensors were replaced never
+/// reports a stale value. Changing pixels in place is not detected: clear() it first.
+struct KnownFingerprint {
+  std::string sha256;                 ///< empty = unknown (fingerprint() hashes the data)
+  const void* images = nullptr;       ///< images.data_ptr() it was computed for
+  const void* labels = nullptr;       ///< labels.data_ptr() it was computed for
+  std::vector<int64_t> images_shape;  ///< images.sizes()
+  int64_t labels_size = -1;           ///< labels.numel()
+  int64_t num_classes = -1;           ///< num_classes
+
+  void clear() { *this = KnownFingerprint{}; }
+};
+
 /// One split of an image classification dataset, held in memory.
 struct Dataset {
   std::string name;                      ///< e.g. "cifar10/train"
@@ -20,6 +35,7 @@ struct Dataset {
   torch::Tensor labels;                  ///< int64 [N], values in [0, num_classes)
   int64_t num_classes = 0;               ///< number of label values the format allows
   std::vector<std::string> class_names;  ///< empty or num_classes entries
+  KnownFingerprint known_fingerprint;    ///< set by load_dataset() from its cache; may be empty
 
   int64_t size() const { return labels.defined() ? labels.size(0) : 0; }
   int64_t channels() const { return images.size(1); }
@@ -29,10 +45,24 @@ struct Dataset {
   torch::Tensor class_counts() const;
 };
 
+/// How load_dataset() got the data: the format, the image size, the decode cache.
+struct LoadInfo {
+  std::string format;              ///< "cifar10", "fashion-mnist", "folder", "npz", "idx", ...
+  fs::path source;                 ///< the folder or file the data came from
+  std::string image_size_rule;     ///< how the image size was chosen (folder, --image-size)
+  int64_t resized = 0;             ///< images resized to the common size (0 = none)
+  int64_t converted_to_rgb = 0;    ///< grayscale images converted to RGB (0 = none)
+  std::vector<std::string> notes;  ///< further facts for the user (how num_classes was found)
+  fs::path cache_entry;            ///< the decode cache entry's folder; empty when not cached
+  bool cache_hit = false;          ///< read from the cache entry without decoding
+  double seconds = 0;              ///< time to decode, or to read the cache entry
+};
+
 /// A train and a test split of one dataset.
 struct DatasetSplits {
   Dataset train;
   Dataset test;
+  LoadInfo info;  ///< how they were loaded
 };
 
 /// Which CIFAR-100 label to use.
@@ -46,6 +76,14 @@ struct LoadOptions {
   /// file; Fashion-MNIST: 60000 / 10000), so that a file cut at a record boundary is caught.
   /// Turn off for custom-size files in the same formats.
   bool official_sizes = true;
+  /// Side of the square images every sample is resized to (bilinear, antialiased), in pixels;
+  /// 0 keeps the size (for "folder": the most common size among all images).
+  int64_t image_size = 0;
+  /// Decoded "folder", "npz" and "idx" data are kept in a memory-mapped cache entry keyed by
+  /// the source files (paths, sizes, mtimes) and image_size; false decodes every time.
+  bool use_cache = true;
+  /// Cache root; the entries go to cache_dir/data/<key>/. Empty = default_cache_dir().
+  fs::path cache_dir;
 };
 
 /// Readers. Each validates sizes, magic numbers and label ranges, and throws DataError naming
@@ -66,6 +104,14 @@ std::vector<std::string> builtin_class_names(const std::string& name);
 ///    class names from {fine,coarse}_label_names.txt next to them when present
 ///  - "fashion-mnist": root/fashion-mnist/{train,t10k}-{images-idx3,labels-idx1}-ubyte[.gz]
 ///    (or root itself)
+/// and data a user already has (decoded once, then read from the cache, see LoadOptions):
+///  - "folder": torchvision's ImageFolder layout, root/{train,test}/<class>/*.{png,jpg,jpeg};
+///    classes are train's folder names in sorted order, test must have the same folders
+///  - "npz": root is a NumPy .npz file (np.savez or np.savez_compressed) with Keras's arrays
+///    x_train, y_train, x_test, y_test: uint8 images N x H x W [x C], integer labels
+///  - "idx": root holds MNIST-layout files (MNIST, EMNIST, KMNIST):
+///    {train,t10k|test}-{images-idx3,labels-idx1}-ubyte[.gz], any sample counts
+/// For the last three, num_classes is the largest label + 1 (folder: the number of folders).
 DatasetSplits load_dataset(const std::string& name, const fs::path& root,
                            const LoadOptions& options = {});
 
@@ -73,11 +119,15 @@ DatasetSplits load_dataset(const std::string& name, const fs::path& root,
 std::vector<std::string> dataset_names();
 
 /// SHA-256 over shape, class count, images and labels (not the name): identifies the exact
-/// data a proxy was built from.
+/// data a proxy was built from. Returns dataset.known_fingerprint when it still applies.
 std::string fingerprint(const Dataset& dataset);
 
+/// Records fingerprint(dataset) as known for its current tensors (computing it when `sha256`
+/// is empty), so later calls return it without hashing.
+void remember_fingerprint(Dataset& dataset, const std::string& sha256 = {});
+
 /// The samples at `indices` (int64 [K]), in that order; throws InvalidInput when an index is
-/// out of range.
+/// out of range. The result has no known fingerprint.
 Dataset subset(const Dataset& dataset, const torch::Tensor& indices);
 
 }  // namespace dataproxy

@@ -1,8 +1,10 @@
+#include <chrono>
 #include <fstream>
 #include <iomanip>
 #include <sstream>
 
 #include "data/bytes.h"
+#include "data/user_formats.h"
 #include "dataproxy/dataset.h"
 #include "dataproxy/error.h"
 #include "dataproxy/files.h"
@@ -47,6 +49,7 @@ Dataset keep_first(Dataset d, int64_t n) {
   if (n > 0 && n < d.size()) {
     d.images = d.images.narrow(0, 0, n).clone();
     d.labels = d.labels.narrow(0, 0, n).clone();
+    d.known_fingerprint.clear();
   }
   return d;
 }
@@ -80,7 +83,8 @@ void require_files(const std::string& name, const fs::path& root,
     const bool fetchable = name == "cifar10" || name == "fashion-mnist";
     std::ostringstream hint;
     if (fetchable) {
-      hint << "fetch it with `dataproxy fetch-data " << name << " --root " << root.string() << "`";
+      hint << "fetch it with `dataproxy fetch-data " << name << " --data-root " << root.string()
+           << "`";
     } else {
       hint << "CIFAR-100 cannot be fetched by dataproxy: place the official binary version "
               "(cifar-100-binary/ with train.bin and test.bin) under "
@@ -212,7 +216,7 @@ Dataset read_idx(const fs::path& images, const fs::path& labels, const std::stri
 }
 
 std::vector<std::string> dataset_names() {
-  return {"cifar10", "cifar100", "cifar100-coarse", "fashion-mnist"};
+  return {"cifar10", "cifar100", "cifar100-coarse", "fashion-mnist", "folder", "npz", "idx"};
 }
 
 DatasetSplits load_dataset(const std::string& name, const fs::path& root,
@@ -220,7 +224,19 @@ DatasetSplits load_dataset(const std::string& name, const fs::path& root,
   DATAPROXY_CHECK(options.max_train >= 0 && options.max_test >= 0, InvalidInput,
                   "max_train and max_test must be >= 0 (0 keeps all), got "
                       << options.max_train << " and " << options.max_test);
+  DATAPROXY_CHECK(options.image_size >= 0 && options.image_size <= 4096, InvalidInput,
+                  "image size " << options.image_size
+                                << " is outside 0..4096 pixels (0 keeps the data's size)");
   DatasetSplits s;
+  const auto start = std::chrono::steady_clock::now();
+  if (name == "folder" || name == "npz" || name == "idx") {
+    s = name == "folder" ? data::load_image_folder(root, options)
+        : name == "npz"  ? data::load_npz(root, options)
+                         : data::load_idx_folder(root, options);
+    s.train = keep_first(std::move(s.train), options.max_train);
+    s.test = keep_first(std::move(s.test), options.max_test);
+    return s;
+  }
   if (name == "cifar10") {
     const auto dir = data_dir(root, "cifar-10-batches-bin", "data_batch_1.bin");
     std::vector<fs::path> train_files;
@@ -273,14 +289,54 @@ DatasetSplits load_dataset(const std::string& name, const fs::path& root,
     for (const auto& n : dataset_names()) known << " " << n;
     throw InvalidInput("unknown dataset '" + name + "'; known:" + known.str());
   }
+  s.info.format = name;
+  s.info.source = root;
+  s.info.image_size_rule =
+      "every image is " + std::to_string(s.train.height()) + "x" + std::to_string(s.train.width());
+  if (options.image_size > 0) {
+    s.info.image_size_rule = "--image-size " + std::to_string(options.image_size);
+    if (s.train.height() != options.image_size || s.train.width() != options.image_size) {
+      s.train.images = data::resize_all(s.train.images, options.image_size, options.image_size);
+      s.test.images = data::resize_all(s.test.images, options.image_size, options.image_size);
+      s.info.resized = s.train.size() + s.test.size();
+    }
+  }
   s.train = keep_first(std::move(s.train), options.max_train);
   s.test = keep_first(std::move(s.test), options.max_test);
+  s.info.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   return s;
+}
+
+namespace {
+
+bool still_applies(const KnownFingerprint& k, const Dataset& d) {
+  return !k.sha256.empty() && d.images.defined() && d.labels.defined() &&
+         k.images == d.images.data_ptr() && k.labels == d.labels.data_ptr() &&
+         k.images_shape == d.images.sizes().vec() && k.labels_size == d.labels.numel() &&
+         k.num_classes == d.num_classes && d.images.scalar_type() == torch::kUInt8 &&
+         d.labels.scalar_type() == torch::kInt64 && d.images.is_contiguous() &&
+         d.labels.is_contiguous();
+}
+
+}  // namespace
+
+void remember_fingerprint(Dataset& dataset, const std::string& sha256) {
+  dataset.known_fingerprint.clear();
+  const std::string value = sha256.empty() ? fingerprint(dataset) : sha256;
+  KnownFingerprint k;
+  k.sha256 = value;
+  k.images = dataset.images.data_ptr();
+  k.labels = dataset.labels.data_ptr();
+  k.images_shape = dataset.images.sizes().vec();
+  k.labels_size = dataset.labels.numel();
+  k.num_classes = dataset.num_classes;
+  dataset.known_fingerprint = std::move(k);
 }
 
 std::string fingerprint(const Dataset& dataset) {
   DATAPROXY_CHECK(dataset.images.defined() && dataset.labels.defined(), InvalidInput,
                   "fingerprint: dataset '" << dataset.name << "' has no images or labels");
+  if (still_applies(dataset.known_fingerprint, dataset)) return dataset.known_fingerprint.sha256;
   const auto images = dataset.images.to(torch::kCPU, torch::kUInt8).contiguous();
   const auto labels = dataset.labels.to(torch::kCPU, torch::kInt64).contiguous();
   std::ostringstream head;
@@ -315,6 +371,7 @@ Dataset subset(const Dataset& dataset, const torch::Tensor& indices) {
   Dataset d = dataset;
   d.images = dataset.images.index_select(0, idx.to(dataset.images.device()));
   d.labels = dataset.labels.index_select(0, idx);
+  d.known_fingerprint.clear();
   return d;
 }
 

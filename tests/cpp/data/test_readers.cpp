@@ -281,7 +281,8 @@ TEST_F(Readers, LoadFashionMnistFromGeneratedGzip) {
 TEST_F(Readers, LoadMissingDataSaysWhatToDo) {
   auto msg = error_of<DataError>([&] { load_dataset("cifar10", tmp.path()); });
   EXPECT_TRUE(test::contains(msg, "data_batch_1.bin: no such file"));
-  EXPECT_TRUE(test::contains(msg, "dataproxy fetch-data cifar10 --root " + tmp.path().string()));
+  EXPECT_TRUE(
+      test::contains(msg, "dataproxy fetch-data cifar10 --data-root " + tmp.path().string()));
   msg = error_of<DataError>([&] { load_dataset("cifar100-coarse", tmp.path()); });
   EXPECT_TRUE(test::contains(msg, "train.bin: no such file"));
   EXPECT_TRUE(test::contains(msg, "CIFAR-100 cannot be fetched"));
