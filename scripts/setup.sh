@@ -16,7 +16,7 @@ APT_PACKAGES=(
   build-essential cmake ninja-build pkg-config git clang-format
   libtorch-dev libyaml-cpp-dev nlohmann-json3-dev libhnswlib-dev
   libboost-dev libboost-filesystem-dev libboost-program-options-dev libgtest-dev googletest
-  libssl-dev libpng-dev zlib1g-dev libcurl4-openssl-dev
+  libssl-dev libpng-dev libjpeg-dev libzip-dev zlib1g-dev libcurl4-openssl-dev
   python3 python3-venv python3-dev python3-torch python3-torchvision
   dataset-fashion-mnist postgresql chromium
   clang libclang-rt-14-dev libfuzzer-14-dev
@@ -44,9 +44,9 @@ cmake -S . -B "$BUILD_DIR" -G Ninja -DCMAKE_BUILD_TYPE=Release
 cmake --build "$BUILD_DIR" -j "$(nproc)"
 
 echo "== data (data/)"
-"$BUILD_DIR/plugin/cli/dataproxy" fetch-data fashion-mnist --root "$ROOT/data"
+"$BUILD_DIR/plugin/cli/dataproxy" fetch-data fashion-mnist --data-root "$ROOT/data"
 if [ -z "${DATAPROXY_SKIP_CIFAR:-}" ]; then
-  "$BUILD_DIR/plugin/cli/dataproxy" fetch-data cifar10 --root "$ROOT/data"
+  "$BUILD_DIR/plugin/cli/dataproxy" fetch-data cifar10 --data-root "$ROOT/data"
 fi
 
 if [ -f scripts/register-nni.sh ]; then

@@ -38,6 +38,7 @@ struct EvaluateOptions {
   std::string configs = "all";      ///< "all" or a JSON list of parameter objects / config ids
   int64_t max_train = -1;           ///< -1 = not given (the manifest's slice, or all)
   int64_t max_test = -1;            ///< -1 = not given
+  int64_t image_size = -1;          ///< -1 = not given (the manifest's, or the data's size)
   int64_t epochs = 0;               ///< 0 = the space's training epochs
   int64_t steps = 0;                ///< exactly this many optimizer steps; 0 = whole epochs
   bool record_correct = false;      ///< per-test-sample correctness in each record
@@ -136,6 +137,8 @@ int run_evaluate(const std::vector<std::string>& args) {
       "first N training samples (default: the manifest's slice, or all)")(
       "max-test", po::value(&o.max_test)->default_value(-1),
       "first N test samples (default: the manifest's slice, or all)")(
+      "image-size", po::value(&o.image_size)->default_value(-1),
+      "resize every image to N x N pixels (default: the manifest's, or the data's size)")(
       "epochs", po::value(&o.epochs)->default_value(0), "epochs; 0 = the space's")(
       "steps", po::value(&o.steps)->default_value(0),
       "train exactly this many optimizer steps (the schedule spans them; the last epoch may be "
@@ -188,6 +191,7 @@ int run_evaluate(const std::vector<std::string>& args) {
   LoadOptions load;
   load.max_train = std::max<int64_t>(o.max_train, 0);
   load.max_test = std::max<int64_t>(o.max_test, 0);
+  load.image_size = std::max<int64_t>(o.image_size, 0);
   std::string dataset = o.dataset;
   for (std::size_t i = 0; i < loaded.size(); ++i) {
     const Manifest& m = loaded[i];
@@ -198,15 +202,17 @@ int run_evaluate(const std::vector<std::string>& args) {
                              << "'; evaluate proxies of one dataset per call");
     check_slice("--max-train", o.max_train, m.load_options.max_train, o.manifests[i]);
     check_slice("--max-test", o.max_test, m.load_options.max_test, o.manifests[i]);
+    check_slice("--image-size", o.image_size, m.load_options.image_size, o.manifests[i]);
     if (i == 0) {
       load = m.load_options;
     } else {
-      DATAPROXY_CHECK(
-          m.load_options.max_train == load.max_train && m.load_options.max_test == load.max_test,
-          InvalidInput,
-          "proxies " << o.manifests[0].string() << " and " << o.manifests[i].string()
-                     << " were built on different slices of the data; evaluate them "
-                        "in separate calls");
+      DATAPROXY_CHECK(m.load_options.max_train == load.max_train &&
+                          m.load_options.max_test == load.max_test &&
+                          m.load_options.image_size == load.image_size,
+                      InvalidInput,
+                      "proxies " << o.manifests[0].string() << " and " << o.manifests[i].string()
+                                 << " were built on different slices or image sizes of the data; "
+                                    "evaluate them in separate calls");
     }
     if (m.space_hash != search_space.content_hash()) {
       reporter->message("note: proxy " + o.manifests[i].string() + " was built for space '" +

