@@ -196,10 +196,11 @@ def check_config(config: StudyConfig) -> SearchSpace:
     except SpaceError as e:
         raise StudyError(f"search space: {e}") from None
     data_root = Path(config.data_root)
-    if not data_root.is_dir():
+    # --dataset npz takes the .npz file itself; every other format a folder.
+    if not (data_root.is_dir() or (config.dataset == "npz" and data_root.is_file())):
         raise StudyError(
             f"--data-root {config.data_root!r} is not a folder; fetch the data first, e.g. "
-            "'dataproxy fetch-data fashion-mnist --root data'"
+            "'dataproxy fetch-data fashion-mnist --data-root data'"
         )
     return space
 
