@@ -345,6 +345,14 @@ SearchSpace SearchSpace::load(const fs::path& path) {
 
 SearchSpace SearchSpace::parse(const std::string& yaml_text, const std::string& origin) {
   const Source src{origin};
+  // Other bytes would pass yaml-cpp and fail later, in a message, as a JSON library error.
+  try {
+    json(yaml_text).dump();
+  } catch (const json::exception& e) {
+    const std::string what = e.what();  // "[json.exception.type_error.316] invalid UTF-8 byte..."
+    throw InvalidInput(origin + " is not UTF-8 text (" + what.substr(what.find("] ") + 2) +
+                       "); save it as UTF-8");
+  }
   std::optional<YAML::Node> loaded;
   try {
     loaded.emplace(YAML::Load(yaml_text));
