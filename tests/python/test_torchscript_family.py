@@ -303,7 +303,7 @@ def build(c):
                   c["blocks_per_stage"], c["stages"], c["stem_kernel"])
 """
 
-TWIN_PARAMETERS = "parameters:\n  - {name: B, choices: [4, 8]}\n  - {name: K, choices: [3]}\n"
+TWIN_PARAMETERS = "parameters:\n  - {name: B, choices: [8, 16]}\n  - {name: K, choices: [3]}\n"
 TWIN_PARAMETERS += "  - {name: M, choices: [2]}\n"
 
 
@@ -333,13 +333,13 @@ def test_resnet_twin_costs_and_trains_like_the_builtin_family(torch_python, tmp_
     results = {}
     for name in ("builtin", "twin"):
         argv = [str(program(DATAPROXY)), "evaluate", "--space", str(tmp_path / f"{name}.yaml")]
-        argv += ["--dataset", "fashion-mnist", "--data-root", str(data), "--max-train", "3000"]
-        argv += ["--max-test", "1000", "--epochs", "2", "--seed", "1", "--threads", "1"]
+        argv += ["--dataset", "fashion-mnist", "--data-root", str(data), "--max-train", "4000"]
+        argv += ["--max-test", "1000", "--epochs", "3", "--seed", "1", "--threads", "1"]
         done = subprocess.run(argv, capture_output=True, text=True, timeout=900)
         assert done.returncode == 0, done.stderr
         rows = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
-        results[name] = {r["config_id"]: r for r in rows}
-    for cid in ("B4_K3_M2", "B8_K3_M2"):
+        results[name] = {r["config_id"]: r for r in rows if r["event"] == "trial"}
+    for cid in ("B8_K3_M2", "B16_K3_M2"):
         builtin, twin = results["builtin"][cid], results["twin"][cid]
         print(
             f"{cid}: accuracy C++ {builtin['full_accuracy']:.3f} TorchScript "
