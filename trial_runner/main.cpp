@@ -80,6 +80,8 @@ int run(int argc, char** argv) {
       ("trial-id", po::value(&o.trial_id), "trial id for the record (default: NNI's, or standalone-<pid>)")
       ("framework", po::value(&o.framework), "nni, optuna or standalone (default: from the source of the parameters)")
       ("epochs", po::value(&o.epochs), "training epochs (default: the space's)")
+      ("proxy-epochs", po::value(&o.proxy_epochs),
+       "epochs of the proxy phase only (default: --epochs); spot checks train --epochs")
       ("device", po::value(&o.device)->default_value("auto"), "auto, cpu, cuda or cuda:N")
       ("threads", po::value(&o.threads)->default_value(0), "CPU threads (0 = all cores)")
       ("memory-format", po::value(&memory_format)->default_value("auto"),
@@ -110,6 +112,8 @@ int run(int argc, char** argv) {
   DATAPROXY_CHECK(params.empty() || params_file.empty(), InvalidInput,
                   "give --params or --params-file, not both");
   DATAPROXY_CHECK(o.epochs >= 0, InvalidInput, "--epochs must be >= 0, got " << o.epochs);
+  DATAPROXY_CHECK(o.proxy_epochs >= 0, InvalidInput,
+                  "--proxy-epochs must be >= 0, got " << o.proxy_epochs);
   const std::vector<std::string> frameworks = {"", "nni", "optuna", "standalone"};
   DATAPROXY_CHECK(std::find(frameworks.begin(), frameworks.end(), o.framework) != frameworks.end(),
                   InvalidInput,

@@ -110,13 +110,18 @@ ReservedSettings take_reserved(json& params) {
       DATAPROXY_CHECK(value.is_boolean(), InvalidInput,
                       kReservedKey << ".spot_check must be true or false, got " << value.dump());
       s.spot_check = value.get<bool>();
+    } else if (key == "proxy_epochs") {
+      DATAPROXY_CHECK(
+          value.is_number_integer() && value.get<int64_t>() > 0, InvalidInput,
+          kReservedKey << ".proxy_epochs must be a positive integer, got " << value.dump());
+      s.proxy_epochs = value.get<int64_t>();
     } else if (key == "manifest" || key == "results") {
       DATAPROXY_CHECK(value.is_string() && !value.get<std::string>().empty(), InvalidInput,
                       kReservedKey << "." << key << " must be a path, got " << value.dump());
       (key == "manifest" ? s.manifest : s.results) = fs::path(value.get<std::string>());
     } else {
       throw InvalidInput(std::string(kReservedKey) + " has an unknown key \"" + key +
-                         "\"; known keys: spot_check, manifest, results");
+                         "\"; known keys: spot_check, manifest, results, proxy_epochs");
     }
   }
   return s;
@@ -238,6 +243,8 @@ int run_trial(const TrialOptions& options, const std::atomic<bool>& stop, std::o
                                      "it was built from");
 
   const int64_t epochs = options.epochs > 0 ? options.epochs : space.training().epochs;
+  const int64_t proxy_epochs =
+      options.proxy_epochs > 0 ? options.proxy_epochs : reserved.proxy_epochs.value_or(epochs);
   std::unique_ptr<ResultsStore> store;
   if (!results_dir.empty()) store = std::make_unique<ResultsStore>(results_dir);
 
@@ -250,6 +257,7 @@ int run_trial(const TrialOptions& options, const std::atomic<bool>& stop, std::o
   rec.spot_check = spot_check;
   rec.manifest_key = manifest.key;
   rec.extra = {{"epochs", epochs},
+               {"proxy_epochs", proxy_epochs},
                {"seed", options.seed},
                {"manifest", manifest_file(manifest_path).string()},
                {"space", options.space.string()}};
@@ -310,6 +318,8 @@ int run_trial(const TrialOptions& options, const std::atomic<bool>& stop, std::o
     train_options.threads = options.threads;
     train_options.memory_format = options.memory_format;
     train_options.seed = options.seed;
+    train_options.epochs = proxy_epochs;
+    Trainer proxy_trainer(space.training(), train_options, progress);
     train_options.epochs = epochs;
     Trainer trainer(space.training(), train_options, progress);
 
@@ -318,9 +328,9 @@ int run_trial(const TrialOptions& options, const std::atomic<bool>& stop, std::o
     seed_everything(options.seed);
     auto model = build_model(space, config, shape, manifest.proxy_num_classes());
     const TrainResult proxy_result =
-        trainer.fit(*model, proxy_train, proxy_test, [&](const EpochStats& s) {
+        proxy_trainer.fit(*model, proxy_train, proxy_test, [&](const EpochStats& s) {
           rec.proxy_curve.push_back(s.test_accuracy);
-          events.emit(epoch_event("proxy", s, epochs));
+          events.emit(epoch_event("proxy", s, proxy_epochs));
           if (nni_metrics && s.test_accuracy >= 0 && !stop) {
             nni_metrics->intermediate(s.test_accuracy);
           }

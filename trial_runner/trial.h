@@ -29,9 +29,10 @@ inline constexpr const char* kReservedKey = "_dataproxy";
 
 /// Settings a tuner sends with the parameters under "_dataproxy".
 struct ReservedSettings {
-  std::optional<bool> spot_check;    ///< train on the full data too
-  std::optional<fs::path> manifest;  ///< the proxy to train on
-  std::optional<fs::path> results;   ///< the experiment's results folder
+  std::optional<bool> spot_check;       ///< train on the full data too
+  std::optional<fs::path> manifest;     ///< the proxy to train on
+  std::optional<fs::path> results;      ///< the experiment's results folder
+  std::optional<int64_t> proxy_epochs;  ///< proxy-phase epochs (a calibrated proxy length)
 };
 
 /// Removes "_dataproxy" from `params` and parses it; throws InvalidInput for a value that is not
@@ -45,13 +46,16 @@ struct TrialOptions {
   fs::path data_root;  ///< folder holding the datasets
   /// The candidate's parameters; nullopt: receive them from NNI's channel (NNI_PLATFORM set).
   std::optional<json> params;
-  bool spot_check = false;      ///< also train on the full data
-  fs::path results;             ///< experiment folder (results.jsonl); empty: no store
-  std::string trial_id;         ///< empty: NNI's trial job id, else "standalone-<pid>"
-  std::string framework;        ///< "nni", "optuna", "standalone"; empty: from the source
-  int64_t epochs = 0;           ///< 0 = the space's training epochs
-  std::string device = "auto";  ///< "auto", "cpu", "cuda" or "cuda:N"
-  int threads = 0;              ///< CPU threads; 0 = all cores
+  bool spot_check = false;  ///< also train on the full data
+  fs::path results;         ///< experiment folder (results.jsonl); empty: no store
+  std::string trial_id;     ///< empty: NNI's trial job id, else "standalone-<pid>"
+  std::string framework;    ///< "nni", "optuna", "standalone"; empty: from the source
+  int64_t epochs = 0;       ///< 0 = the space's training epochs
+  /// Epochs of the proxy phase only (a calibrated proxy length); 0 = `epochs`. Spot checks on
+  /// the full data always train `epochs`.
+  int64_t proxy_epochs = 0;
+  std::string device = "auto";                       ///< "auto", "cpu", "cuda" or "cuda:N"
+  int threads = 0;                                   ///< CPU threads; 0 = all cores
   MemoryFormat memory_format = MemoryFormat::kAuto;  ///< layout of activations and weights
   uint64_t seed = 0;                                 ///< initial weights, shuffling, augmentation
   ReportMode report = ReportMode::automatic;  ///< progress on stderr; quiet drops stdout events

@@ -1,0 +1,154 @@
+"""`dataproxy calibrate` on a real Fashion-MNIST slice: it rejects a broken proxy and accepts a
+sound one, caches everything it trains, hands its full-data runs to the report as spot checks,
+and refuses bad input without writing anything."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+from testdata import fashion_mnist_root
+
+ROOT = Path(__file__).resolve().parents[2]
+BUILD = Path(os.environ.get("DATAPROXY_BUILD_DIR", ROOT / "build"))
+DATAPROXY = Path(os.environ.get("DATAPROXY_BIN", BUILD / "plugin" / "cli" / "dataproxy"))
+
+# Six narrow ResNets whose accuracy grows with width, sized for a test on 2 CPU cores.
+SPACE = """\
+name: calib_test
+family: resnet
+parameters:
+  - name: B
+    choices: [2, 4, 8]
+  - name: K
+    choices: [3]
+  - name: M
+    choices: [1, 2]
+model: {stages: 3, blocks_per_stage: 1, stem_kernel: 3}
+training:
+  optimizer: adam
+  learning_rate: 0.004
+  batch_size: 32
+  epochs: 2
+  schedule: cosine
+  augmentation: {random_crop_padding: 0, horizontal_flip: false}
+"""
+
+BROKEN = "random:0.005:1"  # 8 images: about one per class
+SOUND = "random:0.3:1"
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    root = fashion_mnist_root()
+    assert root is not None, "Fashion-MNIST is missing: run scripts/setup.sh"
+    assert DATAPROXY.is_file(), f"build {DATAPROXY} first"
+    tmp = tmp_path_factory.mktemp("calibrate")
+    space = tmp / "space.yaml"
+    space.write_text(SPACE)
+    return {"root": root, "tmp": tmp, "space": space, "cache": tmp / "cache"}
+
+
+def calibrate(setup, *extra, out="out", check=True):
+    argv = [
+        str(DATAPROXY),
+        "calibrate",
+        "--space",
+        str(setup["space"]),
+        "--dataset",
+        "fashion-mnist",
+        "--data-root",
+        str(setup["root"]),
+        "--max-train",
+        "1600",
+        "--max-test",
+        "600",
+        "--cache",
+        str(setup["cache"]),
+        "--threads",
+        "1",
+        "--report",
+        "quiet",
+        "--out",
+        str(setup["tmp"] / out),
+        *extra,
+    ]
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=900, check=False)
+    if check:
+        assert done.returncode == 0, done.stderr
+    return done
+
+
+def test_rejects_a_broken_proxy_accepts_a_sound_one_caches_and_records_spot_checks(setup):
+    results = setup["tmp"] / "exp"
+    args = ["--choice", BROKEN, "--choice", SOUND, "--candidates", "4", "--seeds", "2"]
+    args += ["--target", "0.6", "--results", str(results)]
+    first = calibrate(setup, *args)
+    line = json.loads(first.stdout.strip().splitlines()[-1])
+    assert line["event"] == "calibration"
+    assert line["trained"] == 2 + 2 * 2 * 4  # two non-probe full runs, 2 choices x 2 seeds x 4
+    cal = json.loads((setup["tmp"] / "out" / "calibration.json").read_text())
+    by_name = {c["name"]: c for c in cal["choices"]}
+    broken, sound = by_name["random:0.005:1"], by_name["random:0.3:1"]
+    assert not broken["meets_target"], broken
+    assert sound["meets_target"], (sound, first.stderr)
+    assert cal["recommended"] == "random:0.3:1"
+    assert line["recommended"] == "random:0.3:1"
+    assert sound["spearman"] > broken["spearman"] if broken["spearman"] is not None else True
+    assert len(cal["candidates"]) == 4
+    accs = [c["full_accuracy"] for c in cal["candidates"]]
+    assert accs[-1] > 0.5 and accs[-1] > accs[0] + 0.2, accs  # trained; the heaviest is better
+    assert "recommended: random:0.3:1" in first.stderr
+    assert "coarse" in first.stderr  # the output says what 4 candidates can and cannot show
+
+    # A rerun trains nothing and finds the same.
+    again = calibrate(setup, *args)
+    line2 = json.loads(again.stdout.strip().splitlines()[-1])
+    assert line2["trained"] == 0
+    assert line2["recommended"] == line["recommended"]
+    cal2 = json.loads((setup["tmp"] / "out" / "calibration.json").read_text())
+    assert [c["spearman"] for c in cal2["choices"]] == [c["spearman"] for c in cal["choices"]]
+
+    # The full-data runs are spot checks in the results store (once, even after the rerun), and
+    # the report counts them.
+    records = [json.loads(x) for x in (results / "results.jsonl").read_text().splitlines()]
+    assert sorted(r["config_id"] for r in records) == sorted(
+        c["config_id"] for c in cal["candidates"]
+    )
+    assert all(r["spot_check"] and r["full_accuracy"] is not None for r in records)
+    report = subprocess.run(
+        [str(DATAPROXY), "report", "--results", str(results), "--out", str(results / "report")],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert report.returncode == 0, report.stderr
+    body = json.loads((results / "report" / "report.json").read_text())
+    full = {c["id"]: c["full_accuracy"] for c in body["candidates"]}
+    assert all(c["spot_check"] and c["full_seconds"] > 0 for c in body["candidates"])
+    for c in cal["candidates"]:
+        assert full[c["config_id"]] == pytest.approx(c["full_accuracy"])
+
+
+@pytest.mark.parametrize(
+    ("args", "words"),
+    [
+        (["--choice", "magic:0.1"], "selection method 'magic' is unknown"),
+        (["--choice", "random:1.5"], "outside (0, 1]"),
+        (["--choice", "random:abc"], "must be numbers"),
+        (["--target", "1.5"], "--target 1.5 is outside (-1, 1]"),
+        (["--target", "-1"], "is outside (-1, 1]"),
+        (["--candidates", "7"], "has 6 configurations, fewer than the 7"),
+        (["--candidates", "3"], "below 4"),
+        (["--expected-trials", "2", "--budget-share", "0.05"], "cannot buy the smallest"),
+    ],
+)
+def test_bad_input_is_refused_and_nothing_is_written(setup, args, words):
+    out = "bad-" + str(abs(hash(tuple(args))))
+    done = calibrate(setup, *args, out=out, check=False)
+    assert done.returncode == 2, done.stderr
+    assert words in done.stderr, done.stderr
+    assert not (setup["tmp"] / out).exists()
