@@ -18,7 +18,9 @@ namespace fs = std::filesystem;
 /// (same storage, shape and class count), so a Dataset whose tensors were replaced never
 /// reports a stale value. Changing pixels in place is not detected: clear() it first.
 struct KnownFingerprint {
-  std::string sha256;                 ///< empty = unknown (fingerprint() hashes the data)
+  std::string sha256;  ///< empty = unknown (fingerprint() hashes the data)
+  fs::path memo;       ///< file where load_dataset() keeps this data's fingerprints; empty = none
+  std::string slot;    ///< the entry for these tensors in `memo`, e.g. "train/4000"
   const void* images = nullptr;       ///< images.data_ptr() it was computed for
   const void* labels = nullptr;       ///< labels.data_ptr() it was computed for
   std::vector<int64_t> images_shape;  ///< images.sizes()
@@ -35,7 +37,8 @@ struct Dataset {
   torch::Tensor labels;                  ///< int64 [N], values in [0, num_classes)
   int64_t num_classes = 0;               ///< number of label values the format allows
   std::vector<std::string> class_names;  ///< empty or num_classes entries
-  KnownFingerprint known_fingerprint;    ///< set by load_dataset() from its cache; may be empty
+  /// Set by load_dataset() from its cache; fingerprint() fills it in (hence mutable).
+  mutable KnownFingerprint known_fingerprint;
 
   int64_t size() const { return labels.defined() ? labels.size(0) : 0; }
   int64_t channels() const { return images.size(1); }
@@ -119,7 +122,8 @@ DatasetSplits load_dataset(const std::string& name, const fs::path& root,
 std::vector<std::string> dataset_names();
 
 /// SHA-256 over shape, class count, images and labels (not the name): identifies the exact
-/// data a proxy was built from. Returns dataset.known_fingerprint when it still applies.
+/// data a proxy was built from. Returns dataset.known_fingerprint when it still applies; when
+/// load_dataset() attached a memo to it, a computed fingerprint is kept there for later loads.
 std::string fingerprint(const Dataset& dataset);
 
 /// Records fingerprint(dataset) as known for its current tensors (computing it when `sha256`

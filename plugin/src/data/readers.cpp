@@ -1,9 +1,12 @@
 #include <chrono>
 #include <fstream>
 #include <iomanip>
+#include <nlohmann/json.hpp>
 #include <sstream>
+#include <tuple>
 
 #include "data/bytes.h"
+#include "data/cache.h"
 #include "data/user_formats.h"
 #include "dataproxy/dataset.h"
 #include "dataproxy/error.h"
@@ -43,6 +46,19 @@ torch::Tensor records(const fs::path& file, int64_t record_size, const std::stri
 
 uint32_t big_endian_u32(const uint8_t* p) {
   return (uint32_t(p[0]) << 24) | (uint32_t(p[1]) << 16) | (uint32_t(p[2]) << 8) | p[3];
+}
+
+void attach_memos(DatasetSplits& s, const fs::path& entry, const LoadOptions& options);
+
+/// The tensors `d` holds now, as KnownFingerprint records them (no fingerprint yet).
+KnownFingerprint identity_of(const Dataset& d) {
+  KnownFingerprint k;
+  k.images = d.images.data_ptr();
+  k.labels = d.labels.data_ptr();
+  k.images_shape = d.images.sizes().vec();
+  k.labels_size = d.labels.numel();
+  k.num_classes = d.num_classes;
+  return k;
 }
 
 Dataset keep_first(Dataset d, int64_t n) {
@@ -229,12 +245,14 @@ DatasetSplits load_dataset(const std::string& name, const fs::path& root,
                                 << " is outside 0..4096 pixels (0 keeps the data's size)");
   DatasetSplits s;
   const auto start = std::chrono::steady_clock::now();
+  std::vector<fs::path> sources;  // the files read, for the fingerprint memo's key
   if (name == "folder" || name == "npz" || name == "idx") {
     s = name == "folder" ? data::load_image_folder(root, options)
         : name == "npz"  ? data::load_npz(root, options)
                          : data::load_idx_folder(root, options);
     s.train = keep_first(std::move(s.train), options.max_train);
     s.test = keep_first(std::move(s.test), options.max_test);
+    if (!s.info.cache_entry.empty()) attach_memos(s, s.info.cache_entry, options);
     return s;
   }
   if (name == "cifar10") {
@@ -254,6 +272,8 @@ DatasetSplits load_dataset(const std::string& name, const fs::path& root,
                              "`dataproxy fetch-data cifar10 --force`)");
     }
     s.test = read_cifar10_batches({dir / "test_batch.bin"}, "cifar10/test");
+    sources = train_files;
+    sources.push_back(dir / "test_batch.bin");
     check_count(s.train, 50000, dir, options);
     check_count(s.test, 10000, dir / "test_batch.bin", options);
   } else if (name == "cifar100" || name == "cifar100-coarse") {
@@ -262,6 +282,7 @@ DatasetSplits load_dataset(const std::string& name, const fs::path& root,
     require_files(name, root, {dir / "train.bin", dir / "test.bin"});
     s.train = read_cifar100_file(dir / "train.bin", kind, name + "/train");
     s.test = read_cifar100_file(dir / "test.bin", kind, name + "/test");
+    sources = {dir / "train.bin", dir / "test.bin"};
     check_count(s.train, 50000, dir / "train.bin", options);
     check_count(s.test, 10000, dir / "test.bin", options);
     const auto names = read_names_file(
@@ -284,6 +305,8 @@ DatasetSplits load_dataset(const std::string& name, const fs::path& root,
     check_count(s.train, 60000, file("train-images-idx3-ubyte"), options);
     check_count(s.test, 10000, file("t10k-images-idx3-ubyte"), options);
     s.train.class_names = s.test.class_names = builtin_class_names(name);
+    sources = {file("train-images-idx3-ubyte"), file("train-labels-idx1-ubyte"),
+               file("t10k-images-idx3-ubyte"), file("t10k-labels-idx1-ubyte")};
   } else {
     std::ostringstream known;
     for (const auto& n : dataset_names()) known << " " << n;
@@ -303,19 +326,72 @@ DatasetSplits load_dataset(const std::string& name, const fs::path& root,
   }
   s.train = keep_first(std::move(s.train), options.max_train);
   s.test = keep_first(std::move(s.test), options.max_test);
+  if (options.use_cache) {
+    const fs::path cache = options.cache_dir.empty() ? default_cache_dir() : options.cache_dir;
+    attach_memos(s, cache / "data" / data::data_cache_key(name, sources, options.image_size),
+                 options);
+  }
   s.info.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   return s;
 }
 
 namespace {
 
+bool same_tensors(const KnownFingerprint& k, const Dataset& d) {
+  return d.images.defined() && d.labels.defined() && k.images == d.images.data_ptr() &&
+         k.labels == d.labels.data_ptr() && k.images_shape == d.images.sizes().vec() &&
+         k.labels_size == d.labels.numel() && k.num_classes == d.num_classes &&
+         d.images.scalar_type() == torch::kUInt8 && d.labels.scalar_type() == torch::kInt64 &&
+         d.images.is_contiguous() && d.labels.is_contiguous();
+}
+
+/// Keeps `sha256` in the memo file; a memo that cannot be written only costs a later hash.
+void write_memo(const fs::path& memo, const std::string& slot, const std::string& sha256) {
+  try {
+    FileLock lock(memo.string() + ".lock");
+    nlohmann::json j = nlohmann::json::object();
+    std::error_code ec;
+    if (fs::exists(memo, ec)) {
+      j = nlohmann::json::parse(read_file(memo), nullptr, false);
+      if (!j.is_object()) j = nlohmann::json::object();
+    }
+    j[slot] = sha256;
+    atomic_write(memo, j.dump(1));
+  } catch (const std::exception&) {
+  }
+}
+
+/// Fingerprints of these splits (whole, or the first max_train / max_test samples) computed by
+/// an earlier load of the same source files are kept in entry/fingerprints.json; found ones are
+/// known at once, missing ones are written there by fingerprint() when first computed.
+void attach_memos(DatasetSplits& s, const fs::path& entry, const LoadOptions& options) {
+  const fs::path memo = entry / "fingerprints.json";
+  nlohmann::json known = nlohmann::json::object();
+  std::error_code ec;
+  if (fs::exists(memo, ec)) {
+    try {
+      known = nlohmann::json::parse(read_file(memo), nullptr, false);
+    } catch (const std::exception&) {
+    }
+  }
+  for (auto [split, d, max] : {std::tuple{"train", &s.train, options.max_train},
+                               std::tuple{"test", &s.test, options.max_test}}) {
+    // The slot names the slice; a maximum at or above the size is the whole split.
+    const std::string slot =
+        std::string(split) + (max > 0 && max <= d->size() ? "/" + std::to_string(max) : "");
+    std::string sha = d->known_fingerprint.sha256;
+    if (sha.empty() && known.is_object() && known.contains(slot) && known[slot].is_string()) {
+      sha = known[slot].get<std::string>();
+    }
+    d->known_fingerprint = identity_of(*d);
+    d->known_fingerprint.sha256 = sha;
+    d->known_fingerprint.memo = memo;
+    d->known_fingerprint.slot = slot;
+  }
+}
+
 bool still_applies(const KnownFingerprint& k, const Dataset& d) {
-  return !k.sha256.empty() && d.images.defined() && d.labels.defined() &&
-         k.images == d.images.data_ptr() && k.labels == d.labels.data_ptr() &&
-         k.images_shape == d.images.sizes().vec() && k.labels_size == d.labels.numel() &&
-         k.num_classes == d.num_classes && d.images.scalar_type() == torch::kUInt8 &&
-         d.labels.scalar_type() == torch::kInt64 && d.images.is_contiguous() &&
-         d.labels.is_contiguous();
+  return !k.sha256.empty() && same_tensors(k, d);
 }
 
 }  // namespace
@@ -323,20 +399,16 @@ bool still_applies(const KnownFingerprint& k, const Dataset& d) {
 void remember_fingerprint(Dataset& dataset, const std::string& sha256) {
   dataset.known_fingerprint.clear();
   const std::string value = sha256.empty() ? fingerprint(dataset) : sha256;
-  KnownFingerprint k;
-  k.sha256 = value;
-  k.images = dataset.images.data_ptr();
-  k.labels = dataset.labels.data_ptr();
-  k.images_shape = dataset.images.sizes().vec();
-  k.labels_size = dataset.labels.numel();
-  k.num_classes = dataset.num_classes;
-  dataset.known_fingerprint = std::move(k);
+  dataset.known_fingerprint = identity_of(dataset);
+  dataset.known_fingerprint.sha256 = value;
 }
 
 std::string fingerprint(const Dataset& dataset) {
   DATAPROXY_CHECK(dataset.images.defined() && dataset.labels.defined(), InvalidInput,
                   "fingerprint: dataset '" << dataset.name << "' has no images or labels");
   if (still_applies(dataset.known_fingerprint, dataset)) return dataset.known_fingerprint.sha256;
+  const bool memo =
+      !dataset.known_fingerprint.memo.empty() && same_tensors(dataset.known_fingerprint, dataset);
   const auto images = dataset.images.to(torch::kCPU, torch::kUInt8).contiguous();
   const auto labels = dataset.labels.to(torch::kCPU, torch::kInt64).contiguous();
   std::ostringstream head;
@@ -354,7 +426,12 @@ std::string fingerprint(const Dataset& dataset) {
     for (int b = 0; b < 8; ++b) le[static_cast<std::size_t>(i) * 8 + b] = uint8_t(v >> (8 * b));
   }
   h.update(le.data(), le.size());
-  return h.hex();
+  const std::string out = h.hex();
+  if (memo) {
+    dataset.known_fingerprint.sha256 = out;
+    write_memo(dataset.known_fingerprint.memo, dataset.known_fingerprint.slot, out);
+  }
+  return out;
 }
 
 Dataset subset(const Dataset& dataset, const torch::Tensor& indices) {

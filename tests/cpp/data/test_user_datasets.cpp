@@ -280,6 +280,39 @@ TEST_F(UserData, SlicesAndSubsetsNeverReportTheCachedFingerprint) {
   EXPECT_NE(fingerprint(relabelled), fingerprint(cached.train));
 }
 
+TEST_F(UserData, FingerprintsAreHashedOncePerSourceAndSlice) {
+  // A built-in format: nothing is decoded into the cache, but the fingerprints are kept.
+  const auto dir = tmp / "fashion-mnist";
+  test::write_gzip(dir / "train-images-idx3-ubyte.gz", test::idx_images(6, 28, 28, 1));
+  test::write_gzip(dir / "train-labels-idx1-ubyte.gz", test::idx_labels({0, 1, 2, 3, 4, 5}));
+  test::write_file(dir / "t10k-images-idx3-ubyte", test::idx_images(2, 28, 28, 2));
+  test::write_file(dir / "t10k-labels-idx1-ubyte", test::idx_labels({9, 8}));
+  options.official_sizes = false;
+  options.max_train = 4;
+  const auto first = load("fashion-mnist", tmp.path());
+  EXPECT_TRUE(first.train.known_fingerprint.sha256.empty());
+  const std::string fp = fingerprint(first.train);  // hashed, and kept in the memo
+  EXPECT_EQ(first.train.known_fingerprint.sha256, fp);
+  const auto second = load("fashion-mnist", tmp.path());
+  EXPECT_EQ(second.train.known_fingerprint.sha256, fp);
+  Dataset fresh = second.train;
+  fresh.known_fingerprint.clear();
+  EXPECT_EQ(fingerprint(fresh), fp);
+  // Another slice is another memo slot.
+  options.max_train = 5;
+  EXPECT_TRUE(load("fashion-mnist", tmp.path()).train.known_fingerprint.sha256.empty());
+
+  // A folder dataset's slice, likewise.
+  small_tree(tmp / "d", 3);
+  options.max_train = 2;
+  const auto a = load("folder", tmp / "d");
+  const std::string sliced = fingerprint(a.train);
+  const auto b = load("folder", tmp / "d");
+  EXPECT_TRUE(b.info.cache_hit);
+  EXPECT_EQ(b.train.known_fingerprint.sha256, sliced);
+  EXPECT_FALSE(b.test.known_fingerprint.sha256.empty());  // the whole split, from the entry
+}
+
 std::vector<std::pair<std::string, std::string>> keras_arrays(int64_t n_train, int64_t n_test,
                                                               bool channels) {
   const auto xtr = pixels(n_train * 6, 5, channels ? 3 : 1, 11);
