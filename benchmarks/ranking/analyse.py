@@ -478,13 +478,17 @@ def verdict(res: dict) -> str:
             parts.append(f"{label} undefined")
             continue
         p = t["p_permutation"]
+        if t.get("all_equal"):
+            parts.append(f"equal to random on {label} in every seed (difference {t['mean']:+.3g})")
+            continue
         if p < 0.05:
             word = "ahead of" if t["mean"] * sign > 0 else "behind"
         else:
             word = "not distinguishable from"
         unit = " pts" if key == "regret_points" else ""
         parts.append(
-            f"{word} random on {label} ({t['mean']:+.3f}{unit}, p = {p:.2g}, MDE {t['mde']:.3f})"
+            f"{word} random on {label} ({t['mean']:+.3f}{unit}, p = {p:.2g}, "
+            f"MDE {t['mde']:.3f}{unit})"
         )
     return (
         f"{name}, 5% proxies at the paper's length, {len(c['seeds'])} paired seeds: "

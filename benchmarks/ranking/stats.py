@@ -140,7 +140,10 @@ def paired_test(a: list[float | None], b: list[float | None]) -> dict:
     sd = float(d.std(ddof=1))
     z = sps.norm.ppf(1 - (1 - CI_LEVEL) / 2) + sps.norm.ppf(POWER)
     out["sd"] = sd
-    out["mde"] = float(z * sd / math.sqrt(len(d)))
+    # Every pair equal (e.g. both arms keep the best candidate in every seed: regret 0 - 0): no
+    # spread, no detectable difference to state.
+    out["all_equal"] = bool(np.all(d == d[0]))
+    out["mde"] = None if sd == 0 else float(z * sd / math.sqrt(len(d)))
     out["p_permutation"] = sign_flip_p(d)
     nonzero = d[d != 0]
     if len(nonzero) == 0:

@@ -39,6 +39,7 @@ def test_paired_test_mde_and_zeros() -> None:
     assert t["p_permutation"] < 0.01
     z = stats.paired_test([0.0] * 4, [0.0] * 4)
     assert z["p_permutation"] == 1.0 and z["p_wilcoxon"] == 1.0
+    assert z["all_equal"] and z["mde"] is None
     u = stats.paired_test([0.5, None, 0.2], [0.1, 0.1, None])
     assert u["pairs"] == 1 and u["dropped"] == 2 and u["mde"] is None
 
