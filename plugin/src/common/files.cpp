@@ -136,16 +136,10 @@ void locked_append_line(const fs::path& path, std::string_view line) {
   }
   std::string buf(line);
   buf.push_back('\n');
-  const off_t end = ::lseek(fd, 0, SEEK_END);
   try {
     write_all(fd, buf.data(), buf.size(), path);
     ::fsync(fd);
   } catch (...) {
-    // A full disk can take part of the line: cut it off, or the next append would be glued to
-    // it and both lines lost.
-    if (end >= 0) {
-      [[maybe_unused]] const int cut = ::ftruncate(fd, end);
-    }
     ::close(fd);
     throw;
   }
