@@ -48,3 +48,20 @@ def test_a_space_that_is_not_utf8_is_refused(programs, tmp_path, text):
         assert done.returncode == 2, (argv, done.returncode, done.stderr)
         assert f"{space} is not UTF-8 text" in done.stderr, done.stderr
         assert "save it as UTF-8" in done.stderr and "json.exception" not in done.stderr
+
+
+def test_a_torchscript_module_name_too_long_is_refused(programs, tmp_path):
+    # Found by fuzz_space: std::filesystem threw "File name too long" out of SearchSpace::parse.
+    text = (ROOT / "search_spaces" / "mobilenet_ts.yaml").read_text()
+    assert "module: mobilenet_ts.py" in text
+    space = tmp_path / "space.yaml"
+    space.write_text(text.replace("module: mobilenet_ts.py", "module: " + "m" * 5000 + ".py"))
+    done = subprocess.run([str(DATAPROXY), "space", str(space)], capture_output=True, text=True)
+    assert done.returncode == 2, (done.returncode, done.stderr)
+    assert "cannot be read: File name too long" in done.stderr, done.stderr
+    assert "filesystem error" not in done.stderr
+    # A module that is simply missing keeps its message.
+    space.write_text(text.replace("module: mobilenet_ts.py", "module: no_such_module.py"))
+    done = subprocess.run([str(DATAPROXY), "space", str(space)], capture_output=True, text=True)
+    assert done.returncode == 2, (done.returncode, done.stderr)
+    assert "no_such_module.py does not exist" in done.stderr, done.stderr

@@ -307,9 +307,14 @@ TorchScriptSource parse_torchscript(const Source& src, const YAML::Node& node) {
              "add `module: my_networks.py`, the Python file whose build(config) returns a "
              "torch.nn.Module");
   }
-  if (!fs::is_regular_file(t.module)) {
-    src.fail(*module_node, p + ".module", "file " + t.module.string() + " does not exist",
-             "give the path of your Python file, relative to the space file's folder");
+  std::error_code ec;  // a name too long for the file system is an answer, not an exception
+  if (!fs::is_regular_file(t.module, ec)) {
+    src.fail(
+        *module_node, p + ".module",
+        "file " + t.module.string() +
+            (ec && ec != std::errc::no_such_file_or_directory ? " cannot be read: " + ec.message()
+                                                              : " does not exist"),
+        "give the path of your Python file, relative to the space file's folder");
   }
   t.module_sha256 = sha256_file(t.module);
   if (t.exports.empty()) {
