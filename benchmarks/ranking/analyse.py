@@ -16,7 +16,7 @@ import stats
 import tool
 from plan import FULL_STEPS, PAPER, SpacePlan, Tier
 from runner import Runner, record_identity, reference_stores
-from util import read_jsonl, rel
+from util import git_commit, read_jsonl, rel
 
 FORWARD_PASS_COST = 1 / 3  # a forward pass (the probes' feature pass) in training image passes
 METRICS = (
@@ -532,6 +532,7 @@ def analyse_run(run_dir: Path, out_dir: Path, binary: Path) -> Path:
         "tier": tier_name,
         "written": now_utc(),
         "run_dir": rel(run_dir),
+        "analysed_at": git_commit(),
         "plan": plan_doc,
         "load": {"mean": sum(loads) / len(loads), "max": max(loads)} if loads else None,
         "sittings": sittings(events),

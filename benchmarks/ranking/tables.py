@@ -49,8 +49,10 @@ def header(doc: dict) -> list[str]:
     t = p["tier_settings"]
     out = [f"# Ranking benchmark (second edition), tier {doc['tier']} ({doc['written'][:10]})", ""]
     out.append(
-        f"Run folder `{doc['run_dir']}`, commit {p['git']['commit'][:12]}"
-        f"{' (with uncommitted changes)' if p['git']['dirty'] else ''}; machine "
+        f"Run folder `{doc['run_dir']}`, started at commit {p['git']['commit'][:12]}"
+        f"{' (with uncommitted changes)' if p['git']['dirty'] else ''}, binary "
+        f"`{p['binary']}` (SHA-256 {p.get('binary_sha256', '?')[:12]}), analysed at commit "
+        f"{doc.get('analysed_at', {}).get('commit', '?')[:12]}; machine "
         f"{p['machine']['cpu']} x {p['machine']['cores']} cores, {p['machine']['dataproxy']}. "
         f"Dataset {t['dataset']} (train slice {t['max_train'] or 'all'}, test slice "
         f"{t['max_test'] or 'all'}), {t['jobs']} training(s) at a time with {t['threads']} "
