@@ -111,17 +111,13 @@ class Tier:
 
 def phases(plan: SpacePlan) -> list[tuple[tuple[float, ...], tuple[str, ...]]]:
     """(ratios, lengths) in the order the proxy work runs, each phase over every seed before the
-    next: the 5% proxies at the paper's length (the verdict's rows), the other ratios at the
-    paper's length, then the longer lengths. A deadline, an interruption or a loaded machine
-    then leaves the verdict's rows with the most seeds."""
+    next: the 5% proxies at the paper's length (the verdict's rows) first, then everything else
+    seed by seed. A deadline, an interruption or a loaded machine then leaves the verdict's
+    rows with the most seeds and every other row with the same, smaller, set of seeds."""
     key = 0.05 if 0.05 in plan.ratios else plan.ratios[0]
     out = [((key,), (PAPER,))]
-    others = tuple(r for r in plan.ratios if r != key)
-    if others:
-        out.append((others, (PAPER,)))
-    longs = tuple(n for n in plan.lengths if n != PAPER)
-    if longs:
-        out.append((plan.ratios, longs))
+    if len(plan.ratios) > 1 or len(plan.lengths) > 1:
+        out.append((plan.ratios, tuple(plan.lengths)))
     return out
 
 
