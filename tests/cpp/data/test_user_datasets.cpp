@@ -254,6 +254,22 @@ TEST_F(UserData, CorruptCacheEntryIsRebuilt) {
   EXPECT_TRUE(torch::equal(truncated.test.images, first.test.images));
 }
 
+TEST_F(UserData, ConcurrentLoadsDecodeOnce) {
+  small_tree(tmp / "d", 3);
+  std::vector<DatasetSplits> got(4);
+  std::vector<std::thread> threads;
+  for (std::size_t i = 0; i < got.size(); ++i) {
+    threads.emplace_back([&, i] { got[i] = load_dataset("folder", tmp / "d", options); });
+  }
+  for (auto& t : threads) t.join();
+  int decoded = 0;
+  for (const auto& s : got) {
+    decoded += s.info.cache_hit ? 0 : 1;
+    EXPECT_TRUE(torch::equal(s.train.images, got[0].train.images));
+  }
+  EXPECT_EQ(decoded, 1);  // the others waited for the lock and read the entry
+}
+
 TEST_F(UserData, SlicesAndSubsetsNeverReportTheCachedFingerprint) {
   small_tree(tmp / "d", 3);
   load("folder", tmp / "d");
