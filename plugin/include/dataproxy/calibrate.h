@@ -74,6 +74,7 @@ struct ChoiceScore {
   double agreement_mean = 0;
   bool defined = false;  ///< false when every seed's Spearman is undefined
   /// Compute of one proxy trial in full-data trials of the same candidate (ratio x length).
+  int64_t epochs = 0;  ///< proxy training epochs (full_epochs x length, at least 1)
   double cost_per_trial = 0;
   /// One-off compute in mean full-data trials: the probes, for methods that need them.
   double fixed_cost = 0;
@@ -98,6 +99,7 @@ struct CalibrationResult {
   double budget = 0;                    ///< what the budget allowed in the same unit; 0 = no budget
   std::vector<std::string> plan_notes;  ///< how the plan was cut to fit the budget
   uint64_t selection_seed = 0;          ///< the split every choice and the search must share
+  int64_t full_epochs = 0;              ///< epochs of the full-data runs (the lengths' base)
   json to_json() const;
 };
 

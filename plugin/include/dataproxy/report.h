@@ -58,9 +58,15 @@ std::vector<Candidate> merge_candidates(const std::vector<TrialRecord>& records,
 
 /// Where the report's inputs came from; shown on the page.
 struct ReportSources {
-  std::string results;   ///< the results store read
-  std::string manifest;  ///< the manifest read, empty when none
+  std::string results;      ///< the results store read
+  std::string manifest;     ///< the manifest read, empty when none
+  std::string calibration;  ///< calibration.json read (`dataproxy calibrate`), empty when none
 };
+
+/// The report's "calibration" section from a calibration.json object: each choice's Spearman
+/// with its interval and cost, the recommendation, and what calibration spent. Throws DataError
+/// naming `origin` when the object is not a calibration.
+json calibration_summary(const json& calibration, const std::string& origin);
 
 /// The report's data (the content of report.json): candidates ranked by proxy accuracy, the
 /// ranking statistics with intervals, the pairwise matrix, the verdict, and the cost ledger.

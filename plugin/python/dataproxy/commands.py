@@ -67,14 +67,12 @@ class Calibration:
 
     method: str
     ratio: float
-    length: float  # proxy epochs as a multiple of the space's
+    length: float  # proxy epochs as a multiple of the full-data epochs
+    epochs: int  # proxy training epochs
     manifest: str  # the chosen choice's seed-0 proxy (the search trains on it)
     recommended: bool  # False: no choice met the target; this is the best one found
     path: str  # calibration.json
     summary: str  # the table and verdict calibrate printed
-
-    def proxy_epochs(self, space_epochs: int) -> int:
-        return max(1, round(space_epochs * self.length))
 
 
 def calibrate_argv(
@@ -137,6 +135,7 @@ def run_calibration(argv: list[str], *, log=None) -> Calibration:
         method=choice["method"],
         ratio=float(choice["ratio"]),
         length=float(choice["length"]),
+        epochs=int(choice["epochs"]),
         manifest=choice["seeds"][0]["manifest"],
         recommended=cal["recommended"] is not None,
         path=path,

@@ -250,6 +250,7 @@ json CalibrationResult::to_json() const {
                        {"method", s.choice.method},
                        {"ratio", s.choice.ratio},
                        {"length", s.choice.length},
+                       {"epochs", s.epochs},
                        {"spearman", num(s.spearman_mean)},
                        {"spearman_low", num(s.spearman_low)},
                        {"spearman_high", num(s.spearman_high)},
@@ -277,6 +278,7 @@ json CalibrationResult::to_json() const {
          {"best", scores.empty() ? json(nullptr) : json(scores[best].choice.name())},
          {"seeds", seeds},
          {"selection_seed", selection_seed},
+         {"full_epochs", full_epochs},
          {"trained", trained},
          {"seconds", seconds},
          {"planned_cost_full_trials", planned_cost},
@@ -284,7 +286,10 @@ json CalibrationResult::to_json() const {
          {"plan_notes", plan_notes}};
   if (recommended) {
     const auto& c = scores[*recommended].choice;
-    j["choice"] = {{"method", c.method}, {"ratio", c.ratio}, {"length", c.length}};
+    j["choice"] = {{"method", c.method},
+                   {"ratio", c.ratio},
+                   {"length", c.length},
+                   {"epochs", scores[*recommended].epochs}};
   }
   return j;
 }
@@ -323,6 +328,7 @@ CalibrationResult calibrate(const CalibrateOptions& o, Reporter& reporter) {
                     result.planned_cost, result.budget);
   result.plan_notes = plan.notes;
   result.seeds = plan.seeds;
+  result.full_epochs = space_epochs;
   const std::vector<Candidate> cands = pick_candidates(space, input, classes, plan.candidates);
 
   // Every proxy shares one selection split, so every candidate ranks on one evaluation set.
@@ -476,6 +482,7 @@ CalibrationResult calibrate(const CalibrateOptions& o, Reporter& reporter) {
     score.defined = !std::isnan(score.spearman_mean);
     std::tie(score.spearman_low, score.spearman_high) =
         spearman_interval(proxy_acc, result.full_accuracy, o.confidence, o.seed);
+    score.epochs = length_epochs(space_epochs, choice.length);
     score.cost_per_trial = choice.ratio * choice.length;
     const bool probes = make_selection_method(choice.method, o.importance)->needs_probes();
     score.fixed_cost = probes ? probe_cost : 0;

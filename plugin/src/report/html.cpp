@@ -386,6 +386,92 @@ std::string table_html(const json& report) {
   return s.str();
 }
 
+// Spearman against cost per trial, one point per choice with its interval as a bar.
+std::string calibration_svg(const json& c) {
+  const double w = 520, h = 260, l = 50, r = 20, t = 15, b = 40;
+  double max_cost = 0;
+  for (const auto& ch : c["choices"]) {
+    if (ch["cost_per_trial"].is_number()) {
+      max_cost = std::max(max_cost, ch["cost_per_trial"].get<double>());
+    }
+  }
+  if (max_cost <= 0) max_cost = 1;
+  auto x = [&](double v) { return l + (w - l - r) * v / max_cost; };
+  auto y = [&](double v) { return t + (h - t - b) * (1 - (v + 1) / 2); };
+  std::ostringstream s;
+  s << "<svg viewBox=\"0 0 " << w << " " << h << "\" class=\"plot\" role=\"img\" "
+    << "aria-label=\"Spearman against cost per trial\">";
+  for (double v : {-1.0, -0.5, 0.0, 0.5, 1.0}) {
+    s << "<line x1=\"" << l << "\" x2=\"" << w - r << "\" y1=\"" << y(v) << "\" y2=\"" << y(v)
+      << "\" stroke=\"#e2e8f0\"/><text x=\"" << l - 6 << "\" y=\"" << y(v) + 4
+      << "\" text-anchor=\"end\" font-size=\"11\">" << fixed(v, 1) << "</text>";
+  }
+  if (c["target"].is_number()) {
+    const double tv = c["target"].get<double>();
+    s << "<line x1=\"" << l << "\" x2=\"" << w - r << "\" y1=\"" << y(tv) << "\" y2=\"" << y(tv)
+      << "\" stroke=\"#2f855a\" stroke-dasharray=\"4 3\"/>";
+  }
+  s << "<text x=\"" << (l + w - r) / 2 << "\" y=\"" << h - 8
+    << "\" text-anchor=\"middle\" font-size=\"12\">compute per trial (share of a full-data "
+       "trial)</text>";
+  for (const auto& ch : c["choices"]) {
+    if (!ch["spearman"].is_number() || !ch["cost_per_trial"].is_number()) continue;
+    const double cx = x(ch["cost_per_trial"].get<double>());
+    const std::string color =
+        ch["meets_target"].is_boolean() && ch["meets_target"].get<bool>() ? "#2f855a" : "#c53030";
+    if (ch["spearman_low"].is_number() && ch["spearman_high"].is_number()) {
+      s << "<line x1=\"" << cx << "\" x2=\"" << cx << "\" y1=\""
+        << y(ch["spearman_low"].get<double>()) << "\" y2=\"" << y(ch["spearman_high"].get<double>())
+        << "\" stroke=\"" << color << "\"/>";
+    }
+    s << "<circle cx=\"" << cx << "\" cy=\"" << y(ch["spearman"].get<double>())
+      << "\" r=\"4\" fill=\"" << color << "\"><title>" << esc(ch["name"].get<std::string>())
+      << "</title></circle>";
+  }
+  s << "</svg>";
+  return s.str();
+}
+
+std::string calibration_html(const json& c) {
+  std::ostringstream s;
+  s << "<h2 id=\"calibration\">Calibration</h2><p>";
+  if (c["recommended"].is_string()) {
+    s << "Calibration chose <b>" << esc(c["recommended"].get<std::string>())
+      << "</b>: the cheapest proxy whose Spearman lower bound reached the target";
+  } else {
+    s << "<b>No proxy choice reached the target</b>";
+    if (c["best"].is_string()) {
+      s << "; the best found was <b>" << esc(c["best"].get<std::string>()) << "</b>";
+    }
+  }
+  if (c["target"].is_number()) s << " (" << fixed(c["target"].get<double>(), 2) << ")";
+  s << ". " << c["candidates"].size() << " candidates trained on the full data and on each choice, "
+    << c["seeds"].dump() << " seed(s) each";
+  if (c["seconds"].is_number()) {
+    s << "; calibration trained for " << fixed(c["seconds"].get<double>(), 1) << " s";
+  }
+  s << ". With so few candidates a correlation is coarse: the interval resamples candidates "
+       "and seeds.</p>";
+  s << "<figure>" << calibration_svg(c)
+    << "<figcaption>Each point is one choice (green: its lower bound meets the target; dashed: "
+       "the target); bars: its interval.</figcaption></figure>";
+  s << "<div class=\"tablewrap\"><table><thead><tr><th>choice</th><th>epochs</th>"
+       "<th>Spearman</th><th>interval</th><th>Kendall &tau;</th><th>pairs agreeing</th>"
+       "<th>compute / trial</th><th>search compute</th></tr></thead><tbody>";
+  auto num = [](const json& v, int p) { return v.is_number() ? fixed(v.get<double>(), p) : "n/a"; };
+  for (const auto& ch : c["choices"]) {
+    const bool chosen = c["recommended"].is_string() && ch["name"] == c["recommended"];
+    s << "<tr" << (chosen ? " class=\"chosen\"" : "") << "><td>"
+      << esc(ch["name"].get<std::string>()) << (chosen ? " &larr;" : "") << "</td><td>"
+      << ch["epochs"].dump() << "</td><td>" << num(ch["spearman"], 3) << "</td><td>["
+      << num(ch["spearman_low"], 2) << ", " << num(ch["spearman_high"], 2) << "]</td><td>"
+      << num(ch["kendall"], 3) << "</td><td>" << num(ch["agreement"], 2) << "</td><td>"
+      << num(ch["cost_per_trial"], 3) << "</td><td>" << num(ch["search_cost"], 1) << "</td></tr>";
+  }
+  s << "</tbody></table></div>";
+  return s.str();
+}
+
 std::string cost_html(const json& report) {
   const json& c = report["cost"];
   std::ostringstream s;
@@ -462,7 +548,7 @@ figure{margin:0}figcaption{font-size:13px;color:var(--muted);margin-top:4px}
 svg.plot{width:100%;height:auto;display:block;font-size:12px}
 .frame{fill:none;stroke:var(--line)}.grid{stroke:#edf0f4}.tick{fill:var(--muted);font-size:11px}
 .axis{fill:var(--fg);font-size:13px}.fit{stroke:#a0aec0;stroke-dasharray:5 4;stroke-width:1.5}
-.pt{stroke:#fff;stroke-width:1.5;opacity:.9}.pt.spot{fill:var(--spot)}
+tr.chosen td{font-weight:600;background:#f0fff4}.pt{stroke:#fff;stroke-width:1.5;opacity:.9}.pt.spot{fill:var(--spot)}
 .pt.probe{fill:var(--probe)}.pt.pick{stroke:#c53030;stroke-width:3}
 .pt.best{stroke:#2f855a;stroke-width:3}.pt.pick.best{stroke:#1a202c}
 .pt.hl,.rug.hl{stroke:#f6e05e;stroke-width:4}
@@ -621,6 +707,7 @@ std::string render_report_html(const json& report) {
     << "<div class=\"tablewrap\">" << table_html(report) << "</div>";
 
   s << "<h2>Cost</h2>" << cost_html(report);
+  if (report.contains("calibration")) s << calibration_html(report["calibration"]);
 
   const json& o = report["options"];
   s << "<footer>Confidence intervals: percentile bootstrap over candidates, "

@@ -563,6 +563,36 @@ json read_manifest_json(const fs::path& path) {
   return j;
 }
 
+json calibration_summary(const json& c, const std::string& origin) {
+  DATAPROXY_CHECK(c.is_object() && c.value("schema", "") == "dataproxy.calibration/1" &&
+                      c.contains("choices") && c["choices"].is_array(),
+                  DataError,
+                  origin << " is not a calibration.json of this dataproxy (no schema "
+                            "dataproxy.calibration/1); run `dataproxy calibrate` again");
+  json out{{"recommended", c.value("recommended", json(nullptr))},
+           {"best", c.value("best", json(nullptr))},
+           {"target", c.value("target", json(nullptr))},
+           {"confidence", c.value("confidence", json(nullptr))},
+           {"seeds", c.value("seeds", json(nullptr))},
+           {"trained", c.value("trained", json(nullptr))},
+           {"seconds", c.value("seconds", json(nullptr))},
+           {"plan_notes", c.value("plan_notes", json::array())},
+           {"candidates", c.value("candidates", json::array())},
+           {"choices", json::array()}};
+  for (const auto& ch : c["choices"]) {
+    DATAPROXY_CHECK(ch.is_object() && ch.contains("name"), DataError,
+                    origin << ": a choice without a name");
+    json row;
+    for (const char* key : {"name", "method", "ratio", "length", "epochs", "spearman",
+                            "spearman_low", "spearman_high", "kendall", "agreement",
+                            "cost_per_trial", "search_cost", "meets_target"}) {
+      row[key] = ch.value(key, json(nullptr));
+    }
+    out["choices"].push_back(row);
+  }
+  return out;
+}
+
 json write_report(const fs::path& results, const fs::path& manifest, const fs::path& out_dir,
                   const ReportOptions& options) {
   ResultsStore store(results);
@@ -593,8 +623,16 @@ json write_report(const fs::path& results, const fs::path& manifest, const fs::p
     }
   }
   json manifest_json = manifest_path.empty() ? json(nullptr) : read_manifest_json(manifest_path);
-  ReportSources sources{store.file().string(), manifest_path.string()};
+  // `dataproxy-optuna --ratio auto` (and the NNI tuner) write it next to the results store.
+  const fs::path calibration = store.file().parent_path() / "calibration" / "calibration.json";
+  ReportSources sources{store.file().string(), manifest_path.string(),
+                        fs::exists(calibration, ec) ? calibration.string() : std::string()};
   json report = build_report(records, manifest_json, options, sources);
+  if (!sources.calibration.empty()) {
+    json cal = json::parse(read_file(calibration), nullptr, false);
+    report["calibration"] = calibration_summary(cal, calibration.string());
+    report["sources"]["calibration"] = sources.calibration;
+  }
   fs::path out = out_dir.empty() ? store.file().parent_path() : out_dir;
   if (out.empty()) out = ".";
   fs::create_directories(out, ec);

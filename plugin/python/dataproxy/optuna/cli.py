@@ -28,6 +28,17 @@ __all__ = ["build_parser", "main"]
 _PROG = "dataproxy-optuna"
 
 
+def _ratio(text: str) -> float | str:
+    if text == "auto":
+        return text
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is neither a fraction (e.g. 0.1) nor 'auto'"
+        ) from None
+
+
 def build_parser() -> argparse.ArgumentParser:
     d = StudyConfig(space="", dataset="")
     p = argparse.ArgumentParser(
@@ -43,7 +54,40 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--space", required=True, help="search-space YAML file")
     g.add_argument("--dataset", required=True, help="dataset name, e.g. fashion-mnist, cifar10")
     g.add_argument("--data-root", default=d.data_root, help="folder holding the datasets")
-    g.add_argument("--ratio", type=float, default=d.ratio, help="proxy size (fraction)")
+    g.add_argument(
+        "--ratio",
+        type=_ratio,
+        default=d.ratio,
+        help="proxy size (fraction), or 'auto': run `dataproxy calibrate` first and search on "
+        "the proxy it recommends (method, ratio and length)",
+    )
+    g.add_argument(
+        "--calibration-target",
+        type=float,
+        default=d.calibration_target,
+        help="with --ratio auto: Spearman the choice's lower bound must reach",
+    )
+    g.add_argument(
+        "--calibration-choice",
+        action="append",
+        default=[],
+        metavar="METHOD:RATIO[:LENGTH]",
+        help="with --ratio auto: a proxy choice to calibrate (repeat); default: calibrate's",
+    )
+    g.add_argument(
+        "--calibration-trials",
+        type=int,
+        default=0,
+        help="with --ratio auto: size the calibration budget for this many trials (default: "
+        "--n-trials)",
+    )
+    g.add_argument(
+        "--calibration-budget-share",
+        type=float,
+        default=d.calibration_budget_share,
+        help="with --ratio auto: share of the full-data cost of those trials calibration may "
+        "spend (it refuses when that cannot buy its smallest plan)",
+    )
     g.add_argument(
         "--method",
         default=d.method,
@@ -145,7 +189,12 @@ def config_from_args(args: argparse.Namespace) -> StudyConfig:
         space=args.space,
         dataset=args.dataset,
         data_root=args.data_root,
-        ratio=args.ratio,
+        ratio=StudyConfig.ratio if args.ratio == "auto" else args.ratio,
+        calibrate=args.ratio == "auto",
+        calibration_target=args.calibration_target,
+        calibration_choices=args.calibration_choice,
+        calibration_trials=args.calibration_trials,
+        calibration_budget_share=args.calibration_budget_share,
         method=args.method,
         selection_split=args.selection_split,
         max_train=args.max_train,

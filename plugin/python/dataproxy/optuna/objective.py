@@ -71,6 +71,8 @@ class RunnerOptions:
     results_dir: str | None = None
     #: Training epochs (None = the space's training.epochs).
     epochs: int | None = None
+    #: Epochs of the proxy phase only (None = `epochs`); spot checks train `epochs`.
+    proxy_epochs: int | None = None
     #: "auto", "cpu" or "cuda".
     device: str = "auto"
     #: CPU threads for training (None = the runner's default).
@@ -116,6 +118,8 @@ def runner_argv(
         argv.append("--spot-check")
     if options.epochs is not None:
         argv += ["--epochs", str(options.epochs)]
+    if options.proxy_epochs is not None:
+        argv += ["--proxy-epochs", str(options.proxy_epochs)]
     if options.threads is not None:
         argv += ["--threads", str(options.threads)]
     if options.seed is not None:

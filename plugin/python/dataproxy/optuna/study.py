@@ -30,7 +30,7 @@ import optuna
 from optuna.trial import TrialState
 
 from dataproxy.binaries import BinaryNotFound, find_binary
-from dataproxy.commands import check_method
+from dataproxy.commands import calibrate_argv, check_method, run_calibration
 from dataproxy.space import SearchSpace, SpaceError, load_space
 
 from ._process import ChildProcess, _child_setup
@@ -76,6 +76,18 @@ class StudyConfig:
     data_root: str = "data"
     #: Proxy size as a fraction of the training split.
     ratio: float = 0.1
+    #: Choose method, ratio and proxy length with `dataproxy calibrate` first (`--ratio auto`).
+    calibrate: bool = False
+    #: Spearman the calibrated choice's lower bound must reach.
+    calibration_target: float = 0.9
+    #: Proxy choices to calibrate (METHOD:RATIO[:LENGTH]); empty = calibrate's defaults.
+    calibration_choices: list[str] = dataclasses.field(default_factory=list)
+    #: Trials the calibration budget is sized for (0 = n_trials).
+    calibration_trials: int = 0
+    #: Share of that many full-data trials calibration may spend.
+    calibration_budget_share: float = 0.1
+    #: Epochs of the proxy phase (0 = `epochs`); set by calibration to its chosen length.
+    proxy_epochs: int = 0
     #: Proxy selection method, as `dataproxy methods` lists them (e.g. "importance", "random").
     method: str = "importance"
     #: Which test samples choose the proxy: "half-test" (a seeded half; the other half ranks the
@@ -207,7 +219,8 @@ def check_config(config: StudyConfig) -> SearchSpace:
 
 def resolve_paths(config: StudyConfig, space: SearchSpace) -> StudyConfig:
     """Fills the defaults that depend on other options and makes paths absolute."""
-    name = config.study_name or f"{space.name}-{config.dataset}-{config.method}-{config.ratio:g}"
+    proxy = "auto" if config.calibrate else f"{config.method}-{config.ratio:g}"
+    name = config.study_name or f"{space.name}-{config.dataset}-{proxy}"
     experiment = Path(config.experiment or Path("experiments") / name).resolve()
     storage = config.storage or f"sqlite:///{experiment / 'study.db'}"
     return dataclasses.replace(
@@ -474,6 +487,7 @@ def _build_objective(
         data_root=config.data_root,
         results_dir=config.experiment,
         epochs=config.epochs or None,
+        proxy_epochs=config.proxy_epochs or None,
         device=config.device,
         threads=config.threads or None,
         seed=config.seed,
@@ -613,6 +627,51 @@ def summarize(study: optuna.Study) -> str:
     return text
 
 
+def _calibrate(config: StudyConfig, dataproxy_bin: str) -> StudyConfig:
+    """`--ratio auto`: measure which proxy keeps the ranking here, then search on it."""
+    _say("calibrating: which proxy keeps the ranking on this data and space?")
+    extra = ["--target", str(config.calibration_target)]
+    extra += ["--budget-share", str(config.calibration_budget_share)]
+    for choice in config.calibration_choices:
+        extra += ["--choice", choice]
+    argv = calibrate_argv(
+        dataproxy_bin,
+        space=config.space,
+        dataset=config.dataset,
+        data_root=config.data_root,
+        out=str(Path(config.experiment) / "calibration"),
+        results=config.experiment,
+        expected_trials=config.calibration_trials or config.n_trials,
+        seed=config.seed,
+        max_train=config.max_train,
+        max_test=config.max_test,
+        epochs=config.epochs,
+        cache=config.cache,
+        threads=config.threads,
+        device=config.device,
+        selection_split=config.selection_split,
+        extra=extra,
+    )
+    try:
+        cal = run_calibration(argv)
+    except RuntimeError as e:
+        raise StudyError(str(e)) from None
+    _say(cal.summary)
+    if not cal.recommended:
+        _say(
+            f"no choice met the target {config.calibration_target}; searching on the best one "
+            f"found ({cal.method} {cal.ratio:g}, {cal.epochs} epochs): trust its ranking only "
+            "as far as the report's spot checks support it"
+        )
+    return dataclasses.replace(
+        config,
+        method=cal.method,
+        ratio=cal.ratio,
+        manifest=cal.manifest,
+        proxy_epochs=cal.epochs,
+    )
+
+
 def run_report(config: StudyConfig, dataproxy_bin: str, proxy: ProxyInfo) -> Path:
     out = Path(config.experiment) / "report"
     argv = [
@@ -651,6 +710,9 @@ def run_study(config: StudyConfig) -> int:
         find_binary("dataproxy-trial", config.trial_bin)
     except BinaryNotFound as e:
         raise StudyError(str(e)) from None
+    if config.calibrate and not config.manifest:
+        _say(f"experiment folder {config.experiment}")
+        config = _calibrate(config, dataproxy_bin)
     study = create_study(config, space, storage)
     _say(f"study {config.study_name!r} in {_mask_url(config.storage)}")
     _say(f"experiment folder {config.experiment}")
