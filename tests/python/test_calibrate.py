@@ -227,3 +227,43 @@ def test_optuna_ratio_auto_searches_on_the_calibrated_proxy(setup):
     html = (experiment / "report" / "report.html").read_text()
     assert 'id="calibration"' in html and "random:0.3:2" in html
     assert sum(1 for c in report["candidates"] if c["spot_check"]) >= len(spots)
+
+
+def test_nni_tuner_ratio_auto_calibrates_then_sends_the_chosen_proxy(setup, monkeypatch):
+    """The NNI tuner with `ratio: auto` runs the real `dataproxy calibrate` in
+    update_search_space and hands every trial the chosen manifest and proxy length."""
+    from dataproxy.nni.tuner import RESERVED_KEY, DataProxyTuner
+    from dataproxy.space import load_space
+
+    monkeypatch.setenv("DATAPROXY_BIN", str(DATAPROXY))
+    results = setup["tmp"] / "nni-results"
+    tuner = DataProxyTuner(
+        space=str(setup["space"]),
+        dataset="fashion-mnist",
+        data_root=str(setup["root"]),
+        builtin_tuner="Random",
+        builtin_args={"seed": 1},
+        ratio="auto",
+        max_train=1600,
+        max_test=600,
+        cache=str(setup["cache"]),
+        results_dir=str(results),
+        calibration={
+            "choices": [BROKEN, "random:0.3:2"],
+            "target": 0.6,
+            "budget_share": 1,
+            "expected_trials": 40,
+            "threads": 1,
+        },
+    )
+    tuner.update_search_space(load_space(setup["space"]).to_nni())
+    cal = json.loads((results / "calibration" / "calibration.json").read_text())
+    chosen = cal["recommended"] or cal["best"]
+    assert chosen == "random:0.3:2"
+    choice = next(c for c in cal["choices"] if c["name"] == chosen)
+    params = tuner.generate_parameters(0)
+    assert params[RESERVED_KEY]["manifest"] == choice["seeds"][0]["manifest"]
+    assert params[RESERVED_KEY]["proxy_epochs"] == 4
+    assert tuner.method == "random" and tuner.ratio == 0.3
+    spots = [json.loads(x) for x in (results / "results.jsonl").read_text().splitlines()]
+    assert {r["config_id"] for r in spots} == {c["config_id"] for c in cal["candidates"]}

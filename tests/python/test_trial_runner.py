@@ -363,6 +363,24 @@ def test_nni_trial_over_http(proxy, tmp_path, fake_nni):
     assert records[0]["framework"] == "nni"
 
 
+def test_proxy_epochs_apply_to_the_proxy_phase_only(proxy, tmp_path):
+    """A calibrated proxy length: the proxy trains proxy_epochs, the spot check --epochs."""
+    manifest, data = proxy
+    results = tmp_path / "results"
+    params = {**GOOD, "_dataproxy": {"spot_check": True, "proxy_epochs": 3}}
+    args = trained_args(manifest, data)
+    result = run_trial(
+        [*args, "--params", json.dumps(params), "--epochs", "1", "--results", str(results)]
+    )
+    assert result.returncode == 0, result.stderr
+    (record,) = read_store(results)
+    assert len(record["proxy_curve"]) == 3
+    assert len(record["extra"]["full_curve"]) == 1
+    assert record["extra"]["proxy_epochs"] == 3 and record["extra"]["epochs"] == 1
+    bad = {**GOOD, "_dataproxy": {"proxy_epochs": 0}}
+    assert_error(run_trial([*args, "--params", json.dumps(bad)]), 2, "proxy_epochs")
+
+
 def foreign_copy(data: Path, folder: Path) -> None:
     """Fashion-MNIST with the official sizes but other pixels in the first images."""
     source = data / "fashion-mnist" if (data / "fashion-mnist").is_dir() else data

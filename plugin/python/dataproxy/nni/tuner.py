@@ -13,7 +13,9 @@ classArgs (paths must be absolute: NNI does not resolve them):
     space: /abs/search_spaces/resnet_tiny.yaml
     dataset: fashion-mnist
     data_root: /abs/data
-    ratio: 0.1                    # proxy size, fraction of the train split
+    ratio: 0.1                    # proxy size, fraction of the train split, or auto:
+    # calibration: {expected_trials: 100, target: 0.9, budget_share: 0.1, choices: [...]}
+    #                             # with ratio auto: `dataproxy calibrate` picks the proxy first
     method: importance            # importance | random | stratified (`dataproxy methods`)
     seed: 0
     max_train: 0                  # slice of the data (0 = all)
@@ -51,7 +53,7 @@ from nni.tuner import Tuner
 from nni.utils import ClassArgsValidator
 
 from ..binaries import find_binary
-from ..commands import check_method
+from ..commands import calibrate_argv, check_method, run_calibration
 from .spot_check import SpotCheckPolicy, config_key, make_policy
 
 __all__ = ["RESERVED_KEY", "DataProxyClassArgsValidator", "DataProxyTuner", "generate_argv"]
@@ -154,7 +156,7 @@ class DataProxyTuner(Tuner):
         data_root: str,
         builtin_tuner: str = "TPE",
         builtin_args: dict[str, Any] | None = None,
-        ratio: float = 0.1,
+        ratio: float | str = 0.1,
         method: str = "importance",
         seed: int = 0,
         max_train: int = 0,
@@ -166,13 +168,18 @@ class DataProxyTuner(Tuner):
         manifest: str | None = None,
         results_dir: str | None = None,
         spot_check: dict[str, Any] | None = None,
+        calibration: dict[str, Any] | None = None,
         report: bool = True,
         dataproxy: str | None = None,
     ) -> None:
         self.space = _absolute("space", space)
         self.dataset = dataset
         self.data_root = _absolute("data_root", data_root)
-        self.ratio = float(ratio)
+        #: "auto": run `dataproxy calibrate` first and search on the proxy it chooses.
+        self.calibrate = ratio == "auto"
+        self.ratio = 0.0 if self.calibrate else float(ratio)
+        self.calibration = dict(calibration or {})
+        self.proxy_epochs: int | None = None
         self.method = method
         self.seed = int(seed)
         self.max_train = int(max_train)
@@ -224,6 +231,44 @@ class DataProxyTuner(Tuner):
 
     def _binary(self) -> str:
         return find_binary("dataproxy", self._dataproxy_explicit)
+
+    def _calibrate(self) -> None:
+        """`ratio: auto`: measure which proxy keeps the ranking here, then search on it."""
+        c = self.calibration
+        extra = ["--target", str(c.get("target", 0.9))]
+        extra += ["--budget-share", str(c.get("budget_share", 0.1))]
+        for choice in c.get("choices", []):
+            extra += ["--choice", str(choice)]
+        argv = calibrate_argv(
+            self._binary(),
+            space=self.space,
+            dataset=self.dataset,
+            data_root=self.data_root,
+            out=str(Path(self.results_dir) / "calibration"),
+            results=self.results_dir,
+            expected_trials=int(c.get("expected_trials", 100)),
+            seed=self.seed,
+            max_train=self.max_train,
+            max_test=self.max_test,
+            epochs=int(c.get("epochs", 0)),
+            cache=self.cache,
+            threads=int(c.get("threads", 0)),
+            extra=extra,
+        )
+        _logger.info("dataproxy: calibrating: %s", argv)
+        cal = run_calibration(argv)
+        _logger.info("dataproxy: calibration\n%s", cal.summary)
+        if not cal.recommended:
+            _logger.warning(
+                "dataproxy: no proxy choice met the target; searching on the best one found "
+                "(%s %g, %d epochs): trust its ranking only as far as the spot checks support it",
+                cal.method,
+                cal.ratio,
+                cal.epochs,
+            )
+        self.method, self.ratio, self.proxy_epochs = cal.method, cal.ratio, cal.epochs
+        self.manifest = cal.manifest
+        self.manifest_key = json.loads(Path(cal.manifest).read_text())["key"]
 
     def _generate(self) -> None:
         argv = generate_argv(
@@ -283,7 +328,7 @@ class DataProxyTuner(Tuner):
         # stage (NNI gives up on a tuner that does not connect within 10 s of __init__).
         self._check_space(search_space)
         if self.manifest is None:
-            self._generate()
+            self._calibrate() if self.calibrate else self._generate()
         self.inner.update_search_space(search_space)
 
     def _attach(self, parameter_id: int, params: dict[str, Any], spot: bool) -> dict[str, Any]:
@@ -296,6 +341,8 @@ class DataProxyTuner(Tuner):
             "manifest": self.manifest,
             "results": self.results_dir,
         }
+        if self.proxy_epochs:
+            out[RESERVED_KEY]["proxy_epochs"] = self.proxy_epochs
         _logger.info(
             "dataproxy: parameter %s %s%s", parameter_id, params, " (spot check)" if spot else ""
         )
@@ -576,9 +623,16 @@ class DataProxyClassArgsValidator(ClassArgsValidator):
         if not Path(kwargs["space"]).is_file():
             raise ValueError(f"classArgs.space={kwargs['space']!r} is not a file")
         check_method(kwargs.get("method", "importance"), kwargs.get("dataproxy"))
-        ratio = float(kwargs.get("ratio", 0.1))
-        if not 0.0 < ratio <= 1.0:
-            raise ValueError(f"classArgs.ratio={ratio} must be in (0, 1]")
+        if kwargs.get("ratio") != "auto":
+            ratio = float(kwargs.get("ratio", 0.1))
+            if not 0.0 < ratio <= 1.0:
+                raise ValueError(f"classArgs.ratio={ratio} must be in (0, 1], or 'auto'")
+        calibration = kwargs.get("calibration") or {}
+        known_cal = {"target", "budget_share", "choices", "expected_trials", "epochs", "threads"}
+        if not isinstance(calibration, dict) or set(calibration) - known_cal:
+            raise ValueError(
+                f"classArgs.calibration must be a mapping with keys among {sorted(known_cal)}"
+            )
         make_policy(kwargs.get("spot_check"))
         name = kwargs.get("builtin_tuner", "TPE")
         _builtin_class(name)
