@@ -13,6 +13,23 @@ namespace dataproxy {
 namespace fs = std::filesystem;
 using json = nlohmann::json;
 
+/// Where a trial's wall time went, in seconds (serialised as "timing"). The phases follow one
+/// another; `total` minus their sum is the rest (building models, uploading data).
+struct TrialTiming {
+  double startup = 0;  ///< process start (from /proc when known, else main()) to data loading
+  double data = 0;     ///< loading the dataset and cutting the proxy and ranking splits
+  double train = 0;    ///< training, evaluation excluded (proxy and full-data phases)
+  double eval = 0;     ///< evaluation after epochs and at the end
+  double write = 0;    ///< recording and reporting before this record was appended
+  double total = 0;    ///< process start to the record's append
+  /// Test samples evaluated after each epoch but the last (0: the whole split each epoch).
+  int64_t eval_subset = 0;
+  int64_t eval_final = 0;  ///< test samples behind the final accuracy (the whole ranking split)
+
+  json to_json() const;
+  static TrialTiming from_json(const json& j);
+};
+
 /// One candidate's outcome. Serialised with the field names below (schema "dataproxy.result/1").
 struct TrialRecord {
   std::string trial_id;                 ///< framework's id (NNI trial job id, Optuna number...)
@@ -31,7 +48,8 @@ struct TrialRecord {
   int64_t params = 0;
   std::string device;
   std::string manifest_key;
-  std::string finished;  ///< ISO 8601 UTC
+  std::string finished;               ///< ISO 8601 UTC
+  std::optional<TrialTiming> timing;  ///< wall-time split; absent in records of older versions
   json extra = json::object();
 
   json to_json() const;

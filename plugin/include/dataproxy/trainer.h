@@ -38,9 +38,19 @@ struct TrainOptions {
   double learning_rate = 0;     ///< 0 = TrainSettings::learning_rate
   bool mixed_precision = true;  ///< bf16 autocast on CUDA; ignored on CPU
   MemoryFormat memory_format = MemoryFormat::kAuto;
-  int64_t eval_batch_size = 1000;   ///< batch size of evaluate(), predict() and features()
+  /// Batch size of evaluation, predict() and features(); 0 = chosen for the device (1000 on
+  /// the CPU, where a forward pass needs no activations kept for backward; 2000 on CUDA).
+  int64_t eval_batch_size = 0;
   bool evaluate_each_epoch = true;  ///< test accuracy after every epoch (else only at the end)
+  /// Samples of the test split evaluated after each epoch but the last (for pruners and
+  /// curves): a fixed subset drawn with `seed`, the same for every candidate of a seed. The
+  /// last epoch, and so the final accuracy, always uses the whole split. 0 = the whole split
+  /// every epoch.
+  int64_t eval_subset = 1000;
 };
+
+/// The eval batch size `options` asks for on `device` (resolves eval_batch_size = 0).
+int64_t eval_batch_size_for(const TrainOptions& options, const torch::Device& device);
 
 /// Per-channel mean and standard deviation of the pixels, on the 0..1 scale.
 struct Normalization {
@@ -57,18 +67,25 @@ struct EpochStats {
   double train_loss = 0;
   double train_accuracy = 0;
   double test_accuracy = -1;  ///< -1 when not evaluated this epoch
+  int64_t eval_samples = 0;   ///< test samples behind test_accuracy (subset or whole split)
   double seconds = 0;         ///< training time of the epoch, evaluation excluded
+  double eval_seconds = 0;    ///< evaluation time after the epoch
   double images_per_second = 0;
 };
 
 /// What a training run produced.
 struct TrainResult {
   std::vector<EpochStats> epochs;
-  double final_accuracy = -1;  ///< test accuracy after the last epoch; -1 if test is empty
-  double train_seconds = 0;    ///< all epochs, evaluation excluded
-  double total_seconds = 0;    ///< wall time including evaluation and data upload
-  int64_t steps = 0;           ///< optimizer steps taken
-  int64_t samples_seen = 0;    ///< training images processed (steps x batch, last batch partial)
+  /// Accuracy on the whole test split after the last epoch; -1 if test is empty. A run stopped
+  /// early by the callback is not evaluated again: it keeps its last epoch's accuracy, which
+  /// may be on the subset (final_eval_samples says).
+  double final_accuracy = -1;
+  int64_t final_eval_samples = 0;  ///< test samples behind final_accuracy
+  double train_seconds = 0;        ///< all epochs, evaluation excluded
+  double eval_seconds = 0;         ///< all evaluations (per epoch and final)
+  double total_seconds = 0;        ///< wall time including evaluation and data upload
+  int64_t steps = 0;               ///< optimizer steps taken
+  int64_t samples_seen = 0;  ///< training images processed (steps x batch, last batch partial)
   /// Per-test-sample correctness after the last epoch, bool [T] on the CPU; undefined when
   /// the test split is empty.
   torch::Tensor final_correct;

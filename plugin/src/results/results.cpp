@@ -102,6 +102,30 @@ off_t end_of_last_line(int fd, off_t size) {
 
 }  // namespace
 
+json TrialTiming::to_json() const {
+  return {{"startup", startup},
+          {"data", data},
+          {"train", train},
+          {"eval", eval},
+          {"write", write},
+          {"total", total},
+          {"eval_subset", eval_subset},
+          {"eval_final", eval_final}};
+}
+
+TrialTiming TrialTiming::from_json(const json& j) {
+  TrialTiming t;
+  read_double(j, "startup", t.startup);
+  read_double(j, "data", t.data);
+  read_double(j, "train", t.train);
+  read_double(j, "eval", t.eval);
+  read_double(j, "write", t.write);
+  read_double(j, "total", t.total);
+  read_int(j, "eval_subset", t.eval_subset);
+  read_int(j, "eval_final", t.eval_final);
+  return t;
+}
+
 json TrialRecord::to_json() const {
   json j;
   j["schema"] = kSchema;
@@ -122,6 +146,7 @@ json TrialRecord::to_json() const {
   j["device"] = device;
   j["manifest_key"] = manifest_key;
   j["finished"] = finished;
+  if (timing) j["timing"] = timing->to_json();
   j["extra"] = extra;
   return j;
 }
@@ -164,6 +189,10 @@ TrialRecord TrialRecord::from_json(const json& j) {
   read_string(j, "device", r.device);
   read_string(j, "manifest_key", r.manifest_key);
   read_string(j, "finished", r.finished);
+  if (const json* v = field(j, "timing")) {
+    if (!v->is_object()) wrong_type("timing", "an object of seconds per phase", *v);
+    r.timing = TrialTiming::from_json(*v);
+  }
   read_object(j, "extra", r.extra);
   return r;
 }

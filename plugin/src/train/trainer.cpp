@@ -169,6 +169,11 @@ bool resolve_channels_last(MemoryFormat format, Network& model, const torch::Dev
 
 void seed_everything(uint64_t seed) { torch::manual_seed(seed); }
 
+int64_t eval_batch_size_for(const TrainOptions& options, const torch::Device& device) {
+  if (options.eval_batch_size > 0) return options.eval_batch_size;
+  return device.is_cuda() ? 2000 : 1000;
+}
+
 torch::Device resolve_device(const std::string& name) {
   if (name == "auto" || name.empty()) {
     return torch::cuda::is_available() ? torch::Device(torch::kCUDA, 0)
@@ -254,8 +259,13 @@ Trainer::Trainer(TrainSettings settings, TrainOptions options, Reporter& reporte
                   "batch_size is " << options_.batch_size << ": use 1 or more");
   DATAPROXY_CHECK(options_.learning_rate > 0 && std::isfinite(options_.learning_rate), InvalidInput,
                   "learning_rate is " << options_.learning_rate << ": use a positive number");
-  DATAPROXY_CHECK(options_.eval_batch_size > 0, InvalidInput,
-                  "eval_batch_size is " << options_.eval_batch_size << ": use 1 or more");
+  DATAPROXY_CHECK(options_.eval_batch_size >= 0, InvalidInput,
+                  "eval_batch_size is " << options_.eval_batch_size
+                                        << ": use 0 (chosen for the device) or more");
+  DATAPROXY_CHECK(options_.eval_subset >= 0, InvalidInput,
+                  "eval_subset is " << options_.eval_subset
+                                    << ": use 0 (the whole test split every epoch) or more");
+  options_.eval_batch_size = eval_batch_size_for(options_, device_);
   DATAPROXY_CHECK(s.augmentation.random_crop_padding >= 0, InvalidInput,
                   "training.augmentation.random_crop_padding is "
                       << s.augmentation.random_crop_padding << ": use 0 (no crop) or more");
@@ -277,28 +287,37 @@ void Trainer::set_normalization(Normalization normalization) {
 
 namespace {
 
-// Runs `fn` on normalised batches of `images` (uint8, on the device) in eval mode, no grad,
-// and concatenates the results on the CPU.
+// Runs `fn` on normalised batches of `images` (uint8, on the device) in eval mode, forward
+// only, and concatenates the results on the CPU.
 torch::Tensor map_batches(Network& model, const torch::Tensor& images,
                           const DeviceNormalization& norm, const TrainOptions& options, bool amp,
                           bool channels_last, const torch::Device& device,
                           const std::function<torch::Tensor(const torch::Tensor&)>& fn) {
-  torch::NoGradGuard no_grad;
   ModeGuard mode(model, false);
   std::vector<torch::Tensor> parts;
-  for (int64_t i = 0; i < images.size(0); i += options.eval_batch_size) {
-    auto batch = images.slice(0, i, std::min(images.size(0), i + options.eval_batch_size))
-                     .to(device, /*non_blocking=*/true);
-    auto x = normalize(batch, norm, channels_last);
-    torch::Tensor out;
-    {
+  {
+    // InferenceMode skips autograd's bookkeeping (version counters, views) that NoGradGuard
+    // still pays. Its tensors refuse in-place updates outside it, so the results are
+    // concatenated below, outside, into an ordinary tensor the caller may modify.
+    c10::InferenceMode inference;
+    for (int64_t i = 0; i < images.size(0); i += options.eval_batch_size) {
+      auto batch = images.slice(0, i, std::min(images.size(0), i + options.eval_batch_size))
+                       .to(device, /*non_blocking=*/true);
+      auto x = normalize(batch, norm, channels_last);
       detail::AutocastGuard autocast(amp);
-      out = fn(x);
+      parts.push_back(fn(x));
     }
-    parts.push_back(out);
   }
   if (parts.empty()) return torch::Tensor();
   return torch::cat(parts).cpu();
+}
+
+// The fixed evaluation subset of a test split of `size` samples: `count` indices drawn with
+// `seed`, sorted. Its own generator, so that the draw does not shift training's.
+torch::Tensor eval_subset_indices(int64_t size, int64_t count, uint64_t seed) {
+  auto generator = at::detail::createCPUGenerator(seed ^ 0x65'76'61'6c'5f'73'75'62ULL);
+  auto perm = torch::randperm(size, generator, torch::kInt64);
+  return std::get<0>(perm.slice(0, 0, count).sort());
 }
 
 }  // namespace
@@ -334,6 +353,21 @@ TrainResult Trainer::fit(Network& model, const Dataset& train, const Dataset& te
   const auto train_images = train.images.contiguous().to(device_);
   const auto train_labels = train.labels.to(device_);
   const auto test_images = test.size() > 0 ? test.images.contiguous().to(device_) : torch::Tensor();
+  // Epochs before the last are evaluated on a fixed subset when one is asked for and smaller
+  // than the split: pruners and curves need a value per epoch, not the whole split's.
+  const bool use_subset = options_.eval_subset > 0 && options_.eval_subset < test.size();
+  torch::Tensor subset_images, subset_labels;
+  if (use_subset) {
+    auto index = eval_subset_indices(test.size(), options_.eval_subset, options_.seed);
+    subset_images = test_images.index_select(0, index.to(device_));
+    subset_labels = test.labels.index_select(0, index);
+  }
+  auto evaluate_on = [&](const torch::Tensor& images, const torch::Tensor& labels) {
+    auto predicted =
+        map_batches(model, images, norm, options_, amp, cl, device_,
+                    [&](const torch::Tensor& x) { return model.forward(x).argmax(1); });
+    return predicted.eq(labels).to(torch::kCPU);
+  };
 
   int64_t classes = 0;
   try {
@@ -436,11 +470,18 @@ TrainResult Trainer::fit(Network& model, const Dataset& train, const Dataset& te
     stats.images_per_second = stats.seconds > 0 ? double(epoch_seen) / stats.seconds : 0.0;
     result.train_seconds += stats.seconds;
     if (test.size() > 0 && (options_.evaluate_each_epoch || epoch == epochs)) {
-      auto predicted =
-          map_batches(model, test_images, norm, options_, amp, cl, device_,
-                      [&](const torch::Tensor& x) { return model.forward(x).argmax(1); });
-      result.final_correct = predicted.eq(test.labels).to(torch::kCPU);
-      stats.test_accuracy = result.final_correct.to(torch::kDouble).mean().item<double>();
+      const auto eval_start = Clock::now();
+      if (use_subset && epoch < epochs) {
+        auto correct_on_subset = evaluate_on(subset_images, subset_labels);
+        stats.test_accuracy = correct_on_subset.to(torch::kDouble).mean().item<double>();
+        stats.eval_samples = correct_on_subset.size(0);
+      } else {
+        result.final_correct = evaluate_on(test_images, test.labels);
+        stats.test_accuracy = result.final_correct.to(torch::kDouble).mean().item<double>();
+        stats.eval_samples = test.size();
+      }
+      stats.eval_seconds = seconds_since(eval_start);
+      result.eval_seconds += stats.eval_seconds;
     }
     result.epochs.push_back(stats);
     reporter_.event(
@@ -451,7 +492,9 @@ TrainResult Trainer::fit(Network& model, const Dataset& train, const Dataset& te
          {"train_accuracy", stats.train_accuracy},
          {"test_accuracy",
           stats.test_accuracy >= 0 ? nlohmann::json(stats.test_accuracy) : nlohmann::json()},
+         {"eval_samples", stats.eval_samples},
          {"seconds", stats.seconds},
+         {"eval_seconds", stats.eval_seconds},
          {"images_per_second", stats.images_per_second}});
     if (on_epoch && !on_epoch(stats)) {
       result.stopped_early = epoch < epochs;
@@ -461,10 +504,16 @@ TrainResult Trainer::fit(Network& model, const Dataset& train, const Dataset& te
   if (test.size() > 0) {
     auto& last = result.epochs.back();
     if (last.test_accuracy < 0) {
-      result.final_correct = predict(model, test).eq(test.labels.to(torch::kCPU));
+      // Stopped early without an evaluation this epoch: the whole split, once.
+      const auto eval_start = Clock::now();
+      result.final_correct = evaluate_on(test_images, test.labels);
       last.test_accuracy = result.final_correct.to(torch::kDouble).mean().item<double>();
+      last.eval_samples = test.size();
+      last.eval_seconds = seconds_since(eval_start);
+      result.eval_seconds += last.eval_seconds;
     }
     result.final_accuracy = last.test_accuracy;
+    result.final_eval_samples = last.eval_samples;
   }
   result.total_seconds = seconds_since(start);
   return result;
