@@ -65,3 +65,16 @@ def test_a_torchscript_module_name_too_long_is_refused(programs, tmp_path):
     done = subprocess.run([str(DATAPROXY), "space", str(space)], capture_output=True, text=True)
     assert done.returncode == 2, (done.returncode, done.stderr)
     assert "no_such_module.py does not exist" in done.stderr, done.stderr
+
+
+def test_a_huge_whole_number_is_refused_as_written(programs, tmp_path):
+    # Found by fuzz_space (UBSan): 3.2e101 for an integer setting was cast to int64, undefined
+    # behaviour, and on x86 reported as "value -9223372036854775808 does not fit B".
+    text = (ROOT / "search_spaces" / "resnet_tiny.yaml").read_text()
+    assert "choices: [4, 8, 16]" in text
+    space = tmp_path / "space.yaml"
+    space.write_text(text.replace("choices: [4, 8, 16]", "choices: [4, 8, 3.2e101]"))
+    done = subprocess.run([str(DATAPROXY), "space", str(space)], capture_output=True, text=True)
+    assert done.returncode == 2, (done.returncode, done.stderr)
+    assert "parameters.B.choices[2]" in done.stderr and "3.2e+101" in done.stderr, done.stderr
+    assert "-9223372036854775808" not in done.stderr

@@ -186,7 +186,10 @@ std::string get_enum(const Source& src, const YAML::Node& node, const std::strin
 /// Integral numbers of integer settings are stored as integers (16.0 -> 16).
 json normalize(const SettingSpec& spec, json v) {
   auto fix = [](json& x) {
-    if (x.is_number_float() && std::floor(x.get<double>()) == x.get<double>()) {
+    // Whole numbers within int64's range only: converting 1e300 is undefined; it stays a float,
+    // which check_value then refuses by name.
+    if (x.is_number_float() && std::floor(x.get<double>()) == x.get<double>() &&
+        std::abs(x.get<double>()) < 9.2e18) {
       x = static_cast<int64_t>(x.get<double>());
     }
   };
