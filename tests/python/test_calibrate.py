@@ -224,6 +224,10 @@ def test_optuna_ratio_auto_searches_on_the_calibrated_proxy(setup):
     report = json.loads((experiment / "report" / "report.json").read_text())
     assert report["calibration"]["best"] == "random:0.3:2"
     assert report["calibration"]["recommended"] in ("random:0.3:2", None)
+    lines = report["summary"]["lines"]
+    assert [x.split(":")[0] for x in lines] == ["Time", "Agreement", "Pick"]
+    for line in lines:  # the run ends with the same three sentences
+        assert line in done.stderr
     html = (experiment / "report" / "report.html").read_text()
     assert 'id="calibration"' in html and "random:0.3:2" in html
     assert sum(1 for c in report["candidates"] if c["spot_check"]) >= len(spots)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import subprocess
 from dataclasses import dataclass
 
@@ -15,6 +16,7 @@ from .binaries import find_binary
 
 __all__ = [
     "Calibration",
+    "bottom_line",
     "MethodInfo",
     "calibrate_argv",
     "check_method",
@@ -141,3 +143,13 @@ def run_calibration(argv: list[str], *, log=None) -> Calibration:
         path=path,
         summary=done.stderr[done.stderr.find("calibration candidates") :].strip(),
     )
+
+
+def bottom_line(report_json: str | os.PathLike) -> list[str]:
+    """The report's three sentences for the end of a search: time against the full data,
+    agreement with its interval, and the candidate to pick (empty when there is no report)."""
+    try:
+        with open(report_json) as f:
+            return list(json.load(f).get("summary", {}).get("lines", []))
+    except (OSError, ValueError):
+        return []

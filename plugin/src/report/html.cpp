@@ -548,7 +548,7 @@ figure{margin:0}figcaption{font-size:13px;color:var(--muted);margin-top:4px}
 svg.plot{width:100%;height:auto;display:block;font-size:12px}
 .frame{fill:none;stroke:var(--line)}.grid{stroke:#edf0f4}.tick{fill:var(--muted);font-size:11px}
 .axis{fill:var(--fg);font-size:13px}.fit{stroke:#a0aec0;stroke-dasharray:5 4;stroke-width:1.5}
-tr.chosen td{font-weight:600;background:#f0fff4}.pt{stroke:#fff;stroke-width:1.5;opacity:.9}.pt.spot{fill:var(--spot)}
+tr.chosen td{font-weight:600;background:#f0fff4}.bottomline{border:1px solid #cbd5e0;border-radius:6px;padding:.4em 1em;margin:1em 0;background:#f7fafc}.bottomline p{margin:.4em 0}.pt{stroke:#fff;stroke-width:1.5;opacity:.9}.pt.spot{fill:var(--spot)}
 .pt.probe{fill:var(--probe)}.pt.pick{stroke:#c53030;stroke-width:3}
 .pt.best{stroke:#2f855a;stroke-width:3}.pt.pick.best{stroke:#1a202c}
 .pt.hl,.rug.hl{stroke:#f6e05e;stroke-width:4}
@@ -661,6 +661,13 @@ std::string render_report_html(const json& report) {
     }
     s << ", " << m["probes"].size() << " probes &middot; manifest <code>"
       << esc(m["key"].get<std::string>().substr(0, 16)) << "</code></p>";
+  }
+  if (report.contains("summary") && !report["summary"]["lines"].empty()) {
+    s << "<section class=\"bottomline\" id=\"bottom-line\">";
+    for (const auto& line : report["summary"]["lines"]) {
+      s << "<p>" << esc(line.get<std::string>()) << "</p>";
+    }
+    s << "</section>";
   }
   s << "<section class=\"verdict " << esc(verdict["level"].get<std::string>())
     << "\" id=\"verdict\"><p class=\"headline\">" << esc(verdict["headline"].get<std::string>())

@@ -381,6 +381,67 @@ std::vector<Candidate> merge_candidates(const std::vector<TrialRecord>& records,
   return out;
 }
 
+namespace {
+
+// The three things a user needs at the end of a search, in words: what it cost against the
+// full data, how far to trust the proxy's ranking, and which candidate to take.
+json bottom_line(const std::vector<Candidate>& candidates, const json& cost, const json& verdict) {
+  json out;
+  std::vector<std::string> lines;
+  const double spent = cost.value("spent_seconds", 0.0);
+  if (cost["full_data_seconds"].is_number() && spent > 0) {
+    const double full = cost["full_data_seconds"].get<double>();
+    std::string text = "Time: the search took " + fixed(spent, 0) +
+                       " s of training on the proxy (probes, selection and spot checks "
+                       "included); the same " +
+                       std::to_string(cost.value("estimated_candidates", 0)) +
+                       " candidates on the full data: about " + fixed(full, 0) + " s, so " +
+                       fixed(full / spent, 1) +
+                       "x less. Training seconds only: each trial's start-up and evaluation "
+                       "come on top on both sides.";
+    out["time"] = text;
+    lines.push_back(text);
+  }
+  std::string agreement = "Agreement: " + verdict.value("headline", std::string());
+  out["agreement"] = agreement;
+  lines.push_back(agreement);
+  const Candidate* by_proxy = nullptr;
+  const Candidate* by_full = nullptr;
+  for (const auto& c : candidates) {
+    if (c.proxy_accuracy && (!by_proxy || *c.proxy_accuracy > *by_proxy->proxy_accuracy)) {
+      by_proxy = &c;
+    }
+    if (c.full_accuracy && (!by_full || *c.full_accuracy > *by_full->full_accuracy)) {
+      by_full = &c;
+    }
+  }
+  std::string pick;
+  if (by_proxy) {
+    pick = "Pick: " + by_proxy->id + ", the proxy's best (proxy accuracy " +
+           fixed(*by_proxy->proxy_accuracy * 100, 1) + "%";
+    if (by_proxy->full_accuracy) {
+      pick += ", full-data accuracy " + fixed(*by_proxy->full_accuracy * 100, 1) + "%";
+    }
+    pick += ")";
+    if (by_full && by_full != by_proxy &&
+        (!by_proxy->full_accuracy || *by_full->full_accuracy > *by_proxy->full_accuracy)) {
+      pick += "; but " + by_full->id + " measured " + fixed(*by_full->full_accuracy * 100, 1) +
+              "% on the full data" +
+              (by_proxy->full_accuracy
+                   ? ", more than the proxy's pick: take " + by_full->id
+                   : ": train " + by_proxy->id + " on the full data before choosing between them");
+    }
+    pick += ".";
+    out["pick"] = by_proxy->id;
+    lines.push_back(pick);
+  }
+  out["pick_text"] = pick;
+  out["lines"] = lines;
+  return out;
+}
+
+}  // namespace
+
 json build_report(const std::vector<TrialRecord>& records, const json& manifest,
                   const ReportOptions& options, const ReportSources& sources) {
   DATAPROXY_CHECK(options.min_spot_checks >= 1, InvalidInput,
@@ -495,8 +556,16 @@ json build_report(const std::vector<TrialRecord>& records, const json& manifest,
   }
   for (const auto& c : candidates) {
     if (c.searched && !c.proxy_accuracy) {
-      warnings.push_back("Candidate " + c.id + " has no completed proxy training (status " +
-                         c.status + "); it is listed but not ranked.");
+      if (c.full_accuracy) {
+        warnings.push_back(
+            "Candidate " + c.id +
+            (c.probe ? " is a probe: it has a full-data accuracy" : " has a full-data accuracy") +
+            " but no completed proxy run (pruned, stopped or failed); it is "
+            "listed but not ranked.");
+      } else {
+        warnings.push_back("Candidate " + c.id + " has no completed proxy run (status " + c.status +
+                           "); it is listed but not ranked.");
+      }
     }
   }
 
@@ -520,6 +589,7 @@ json build_report(const std::vector<TrialRecord>& records, const json& manifest,
   report["ranking"] = std::move(ranking);
   report["heatmap"] = std::move(heat);
   report["verdict"] = verdict(summary, options);
+  report["summary"] = bottom_line(candidates, report["cost"], report["verdict"]);
   report["warnings"] = std::move(warnings);
   return report;
 }

@@ -153,6 +153,43 @@ TEST(BuildReport, GoodRankingWithCostLedger) {
   EXPECT_NE(html.find("id=\"record-count\">10<"), std::string::npos);
 }
 
+TEST(BuildReport, BottomLineSaysTimeAgreementAndPick) {
+  std::vector<TrialRecord> records;
+  for (int i = 0; i < 8; ++i) {
+    records.push_back(record("s" + std::to_string(i), 0.50 + 0.03 * i, 0.80 + 0.015 * i, 10, 100));
+  }
+  // "top" leads the proxy but was never spot-checked; s7 is the best measured on the full data.
+  records.push_back(record("top", 0.99, std::nullopt, 20));
+  json r = build_report(records, manifest_with_probes(), fast_options());
+  const json& b = r["summary"];
+  ASSERT_EQ(b["lines"].size(), 3u);
+  EXPECT_EQ(b["pick"], "top");
+  EXPECT_NE(b["time"].get<std::string>().find("x less"), std::string::npos) << b["time"];
+  EXPECT_NE(b["agreement"].get<std::string>().find("Spearman rho = "), std::string::npos);
+  const std::string pick = b["pick_text"];
+  EXPECT_NE(pick.find("Pick: top"), std::string::npos) << pick;
+  EXPECT_NE(pick.find("s7 measured 90.5% on the full data"), std::string::npos) << pick;
+  EXPECT_NE(pick.find("train top on the full data"), std::string::npos) << pick;
+  EXPECT_NE(render_report_html(r).find("id=\"bottom-line\""), std::string::npos);
+
+  // A probe that was searched but pruned: the warning says what is true.
+  TrialRecord pruned = record("light", 0.1, std::nullopt, 5);
+  pruned.proxy_accuracy.reset();
+  pruned.status = "pruned";
+  records.push_back(pruned);
+  json w = build_report(records, manifest_with_probes(), fast_options());
+  bool found = false;
+  for (const auto& line : w["warnings"]) {
+    const std::string text = line;
+    if (text.find("light is a probe: it has a full-data accuracy but no completed proxy run") !=
+        std::string::npos) {
+      found = true;
+    }
+    EXPECT_EQ(text.find("(status complete)"), std::string::npos) << text;
+  }
+  EXPECT_TRUE(found) << w["warnings"].dump();
+}
+
 TEST(BuildReport, EstimatesFromMacsWithoutTimedSpotChecks) {
   // Probes measured 100 s per 1e6 MACs; the searched candidates have MACs but no full times.
   std::vector<TrialRecord> records = {record("x", 0.5, std::nullopt, 10, 0, 2000000),

@@ -53,7 +53,7 @@ from nni.tuner import Tuner
 from nni.utils import ClassArgsValidator
 
 from ..binaries import find_binary
-from ..commands import calibrate_argv, check_method, run_calibration
+from ..commands import bottom_line, calibrate_argv, check_method, run_calibration
 from .spot_check import SpotCheckPolicy, config_key, make_policy
 
 __all__ = ["RESERVED_KEY", "DataProxyClassArgsValidator", "DataProxyTuner", "generate_argv"]
@@ -573,6 +573,8 @@ class DataProxyTuner(Tuner):
             )
         else:
             _logger.info("dataproxy: report updated in %s", self.results_dir)
+            for line in bottom_line(Path(self.results_dir) / "report.json"):
+                _logger.info("dataproxy: %s", line)
 
 
 def _plain(value: Any) -> Any:

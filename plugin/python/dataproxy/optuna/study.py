@@ -30,7 +30,7 @@ import optuna
 from optuna.trial import TrialState
 
 from dataproxy.binaries import BinaryNotFound, find_binary
-from dataproxy.commands import calibrate_argv, check_method, run_calibration
+from dataproxy.commands import bottom_line, calibrate_argv, check_method, run_calibration
 from dataproxy.space import SearchSpace, SpaceError, load_space
 
 from ._process import ChildProcess, _child_setup
@@ -753,6 +753,8 @@ def run_study(config: StudyConfig) -> int:
     _say(summarize(study))
     if config.report:
         report = run_report(config, dataproxy_bin, proxy)
+        for line in bottom_line(Path(config.experiment) / "report" / "report.json"):
+            _say(line)
         _say(f"report: {report}")
         print(f"Report: {report}", flush=True)
     return status
