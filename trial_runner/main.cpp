@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <csignal>
 #include <cstdlib>
 #include <iostream>
@@ -57,8 +58,11 @@ json parse_params(const std::string& text, const std::string& origin) {
   }
 }
 
-int run(int argc, char** argv) {
+int run(int argc, char** argv, double startup_seconds,
+        std::chrono::steady_clock::time_point main_started) {
   dataproxy::trial::TrialOptions o;
+  o.startup_seconds = startup_seconds;
+  o.main_started = main_started;
   std::string manifest, space, data_root, params, params_file, results, report = "auto",
                                                                         memory_format = "auto";
   po::options_description desc(
@@ -87,6 +91,9 @@ int run(int argc, char** argv) {
       ("memory-format", po::value(&memory_format)->default_value("auto"),
        "auto, channels-last or contiguous (auto: channels-last on CUDA; on the CPU by width)")
       ("seed", po::value(&o.seed)->default_value(0), "seed of weights, shuffling and augmentation")
+      ("eval-subset", po::value(&o.eval_subset)->default_value(1000),
+       "test samples evaluated after each epoch but the last (a fixed, seeded subset); the final "
+       "accuracy always uses the whole split; 0 = the whole split every epoch")
       ("parameter-timeout", po::value(&o.parameter_timeout_s)->default_value(600),
        "seconds to wait for NNI's parameters (0 = no limit)")
       ("report", po::value(&report)->default_value("auto"),
@@ -112,6 +119,9 @@ int run(int argc, char** argv) {
   DATAPROXY_CHECK(params.empty() || params_file.empty(), InvalidInput,
                   "give --params or --params-file, not both");
   DATAPROXY_CHECK(o.epochs >= 0, InvalidInput, "--epochs must be >= 0, got " << o.epochs);
+  DATAPROXY_CHECK(
+      o.eval_subset >= 0, InvalidInput,
+      "--eval-subset must be >= 0 (0 = the whole split every epoch), got " << o.eval_subset);
   DATAPROXY_CHECK(o.proxy_epochs >= 0, InvalidInput,
                   "--proxy-epochs must be >= 0, got " << o.proxy_epochs);
   const std::vector<std::string> frameworks = {"", "nni", "optuna", "standalone"};
@@ -134,9 +144,12 @@ int run(int argc, char** argv) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // First: what the user paid before main() (loading the shared libraries, static set-up).
+  const double startup_seconds = dataproxy::trial::process_age_seconds();
+  const auto main_started = std::chrono::steady_clock::now();
   install_signal_handlers();
   try {
-    return run(argc, argv);
+    return run(argc, argv, startup_seconds, main_started);
   } catch (const dataproxy::Error& e) {
     std::cerr << "dataproxy-trial: error: " << e.what() << std::endl;
     return e.exit_code();

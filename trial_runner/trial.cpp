@@ -1,11 +1,14 @@
 #include "trial.h"
 
+#include <time.h>
 #include <unistd.h>
 
 #include <chrono>
+#include <fstream>
 #include <iostream>
 #include <map>
 #include <memory>
+#include <sstream>
 
 #include "dataproxy/dataset.h"
 #include "dataproxy/error.h"
@@ -87,11 +90,39 @@ class StopOnSignal : public Reporter {
   Reporter* inner_;
 };
 
+using Clock = std::chrono::steady_clock;
+
+double seconds_between(Clock::time_point a, Clock::time_point b) {
+  return std::chrono::duration<double>(b - a).count();
+}
+
 json nullable(const std::optional<double>& v) { return v ? json(*v) : json(nullptr); }
 
 json correlation_json(const Correlation& c) { return c.defined ? json(c.value) : json(nullptr); }
 
 }  // namespace
+
+double process_age_seconds() {
+  std::ifstream in("/proc/self/stat");
+  std::string stat;
+  if (!std::getline(in, stat)) return 0;
+  // Field 2 (the command name) may hold spaces and parentheses: fields resume after the last ')'.
+  const auto close = stat.rfind(')');
+  if (close == std::string::npos) return 0;
+  std::istringstream fields(stat.substr(close + 1));
+  std::string value;
+  for (int field = 3; field <= 22 && (fields >> value); ++field) {
+  }
+  if (!fields) return 0;
+  const long ticks_per_second = ::sysconf(_SC_CLK_TCK);
+  timespec now{};
+  if (ticks_per_second <= 0 || ::clock_gettime(CLOCK_BOOTTIME, &now) != 0) return 0;
+  const double started = std::stod(value) / static_cast<double>(ticks_per_second);
+  const double age =
+      static_cast<double>(now.tv_sec) + 1e-9 * static_cast<double>(now.tv_nsec) - started;
+  // A container's own clock namespace could put the boot clock elsewhere: trust sane values only.
+  return age >= 0 && age < 3600 ? age : 0;
+}
 
 ReservedSettings take_reserved(json& params) {
   ReservedSettings s;
@@ -178,6 +209,8 @@ json epoch_event(const char* phase, const EpochStats& s, int64_t epochs) {
           {"epoch", s.epoch},
           {"epochs", epochs},
           {"test_accuracy", s.test_accuracy},
+          {"eval_samples", s.eval_samples},
+          {"eval_seconds", s.eval_seconds},
           {"train_loss", s.train_loss},
           {"train_accuracy", s.train_accuracy},
           {"seconds", s.seconds},
@@ -188,6 +221,15 @@ json epoch_event(const char* phase, const EpochStats& s, int64_t epochs) {
 
 int run_trial(const TrialOptions& options, const std::atomic<bool>& stop, std::ostream& out,
               const std::atomic<bool>* pruned) {
+  const Clock::time_point main_started =
+      options.main_started == Clock::time_point{} ? Clock::now() : options.main_started;
+  TrialTiming timing;
+  Clock::time_point data_started = main_started;
+  // Closes the split at this moment and puts it on the record.
+  auto stamp_timing = [&](TrialRecord& r) {
+    timing.total = options.startup_seconds + seconds_between(main_started, Clock::now());
+    r.timing = timing;
+  };
   EventStream events(out, options.report != ReportMode::quiet);
   const SearchSpace space = SearchSpace::load(options.space);
 
@@ -288,6 +330,7 @@ int run_trial(const TrialOptions& options, const std::atomic<bool>& stop, std::o
     rec.status = was_pruned ? "pruned" : "interrupted";
     if (!rec.proxy_curve.empty()) rec.proxy_accuracy = rec.proxy_curve.back();
     rec.finished = utc_now();
+    stamp_timing(rec);
     if (store) store->append(rec);
     events.emit({{"event", rec.status},
                  {"trial_id", trial_id},
@@ -297,6 +340,9 @@ int run_trial(const TrialOptions& options, const std::atomic<bool>& stop, std::o
     return was_pruned ? 0 : 130;
   };
 
+  timing.eval_subset = options.eval_subset;
+  data_started = Clock::now();
+  timing.startup = options.startup_seconds + seconds_between(main_started, data_started);
   try {
     const DatasetSplits splits =
         load_dataset(manifest.dataset, options.data_root, manifest.load_options);
@@ -304,6 +350,7 @@ int run_trial(const TrialOptions& options, const std::atomic<bool>& stop, std::o
     const Dataset proxy_train = proxy_train_set(manifest, splits.train);
     const Dataset proxy_test = proxy_test_set(manifest, splits.test);
     const Dataset ranking_test = ranking_test_set(manifest, splits.test);
+    timing.data = seconds_between(data_started, Clock::now());
     if (stop) return interrupted();
 
     const InputShape shape{splits.train.channels(), splits.train.height(), splits.train.width()};
@@ -318,6 +365,7 @@ int run_trial(const TrialOptions& options, const std::atomic<bool>& stop, std::o
     train_options.threads = options.threads;
     train_options.memory_format = options.memory_format;
     train_options.seed = options.seed;
+    train_options.eval_subset = options.eval_subset;
     train_options.epochs = proxy_epochs;
     Trainer proxy_trainer(space.training(), train_options, progress);
     train_options.epochs = epochs;
@@ -330,6 +378,8 @@ int run_trial(const TrialOptions& options, const std::atomic<bool>& stop, std::o
     const TrainResult proxy_result =
         proxy_trainer.fit(*model, proxy_train, proxy_test, [&](const EpochStats& s) {
           rec.proxy_curve.push_back(s.test_accuracy);
+          timing.train += s.seconds;
+          timing.eval += s.eval_seconds;
           events.emit(epoch_event("proxy", s, proxy_epochs));
           if (nni_metrics && s.test_accuracy >= 0 && !stop) {
             nni_metrics->intermediate(s.test_accuracy);
@@ -341,6 +391,7 @@ int run_trial(const TrialOptions& options, const std::atomic<bool>& stop, std::o
     rec.proxy_seconds = proxy_result.train_seconds;
     if (stop) return interrupted();
     rec.proxy_accuracy = proxy_result.final_accuracy;
+    timing.eval_final = proxy_result.final_eval_samples;
 
     // Full-data phase (spot check).
     std::vector<double> full_curve;
@@ -351,6 +402,8 @@ int run_trial(const TrialOptions& options, const std::atomic<bool>& stop, std::o
       const TrainResult full_result =
           trainer.fit(*full_model, splits.train, ranking_test, [&](const EpochStats& s) {
             full_curve.push_back(s.test_accuracy);
+            timing.train += s.seconds;
+            timing.eval += s.eval_seconds;
             events.emit(epoch_event("full", s, epochs));
             return !stop.load();
           });
@@ -362,9 +415,12 @@ int run_trial(const TrialOptions& options, const std::atomic<bool>& stop, std::o
 
     // Record first, then report: a tuner that reads the store on the final metric finds it.
     phase = "report";
+    const auto report_started = Clock::now();
     rec.status = "complete";
     rec.finished = utc_now();
     std::vector<TrialRecord> all;
+    timing.write = seconds_between(report_started, Clock::now());
+    stamp_timing(rec);
     if (store) {
       store->append(rec);
       all = store->load();
@@ -380,7 +436,7 @@ int run_trial(const TrialOptions& options, const std::atomic<bool>& stop, std::o
         break;
       }
     }
-    const json final_event = {
+    json final_event = {
         {"event", "final"},
         {"status", "complete"},
         {"trial_id", trial_id},
@@ -403,6 +459,10 @@ int run_trial(const TrialOptions& options, const std::atomic<bool>& stop, std::o
         {"device", rec.device},
         {"manifest_key", manifest.key},
         {"recorded", store != nullptr}};
+    // The event's split includes appending the record and reading the store back.
+    timing.write = seconds_between(report_started, Clock::now());
+    timing.total = options.startup_seconds + seconds_between(main_started, Clock::now());
+    final_event["timing"] = timing.to_json();
     if (nni_metrics) {
       json metric = {{"default", *rec.proxy_accuracy}};
       for (const char* key :
@@ -423,6 +483,7 @@ int run_trial(const TrialOptions& options, const std::atomic<bool>& stop, std::o
       rec.finished = utc_now();
       rec.extra["error"] = e.what();
       rec.extra["phase"] = phase;
+      stamp_timing(rec);
       try {
         store->append(rec);
       } catch (const std::exception& append_error) {

@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <filesystem>
 #include <iosfwd>
@@ -57,7 +58,14 @@ struct TrialOptions {
   std::string device = "auto";                       ///< "auto", "cpu", "cuda" or "cuda:N"
   int threads = 0;                                   ///< CPU threads; 0 = all cores
   MemoryFormat memory_format = MemoryFormat::kAuto;  ///< layout of activations and weights
-  uint64_t seed = 0;                                 ///< initial weights, shuffling, augmentation
+  /// Test samples evaluated after each epoch but the last (TrainOptions::eval_subset);
+  /// 0 = the whole split every epoch.
+  int64_t eval_subset = 1000;
+  /// Seconds from the process's start to main() (process_start_seconds()); 0 when unknown.
+  double startup_seconds = 0;
+  /// When main() began; the default (the clock's epoch) means "when run_trial() began".
+  std::chrono::steady_clock::time_point main_started{};
+  uint64_t seed = 0;                          ///< initial weights, shuffling, augmentation
   ReportMode report = ReportMode::automatic;  ///< progress on stderr; quiet drops stdout events
   double parameter_timeout_s = 600;           ///< longest wait for NNI's parameters
 };
@@ -78,6 +86,10 @@ struct SpotCheckSummary {
 /// manifest's probes, and correlates them.
 SpotCheckSummary summarize_spot_checks(const std::vector<TrialRecord>& records,
                                        const Manifest& manifest);
+
+/// Seconds since this process started, from /proc/self/stat's start time against the boot
+/// clock (10 ms resolution); 0 where /proc cannot tell. Call it first thing in main().
+double process_age_seconds();
 
 /// Runs one trial. Events go to `out` as JSON Lines; `stop` is set by the signal handler, and
 /// `pruned` (optional) with it when the stop is a tuner's pruning decision.

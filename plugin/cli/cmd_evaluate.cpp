@@ -48,6 +48,8 @@ struct EvaluateOptions {
   std::string device = "auto";   ///< "auto", "cpu", "cuda", "cuda:N"
   fs::path results;              ///< results store folder or .jsonl; empty = none
   bool eval_each_epoch = false;  ///< test accuracy after every epoch (slower)
+  /// Test samples evaluated after each epoch but the last (TrainOptions::eval_subset); 0 = all.
+  int64_t eval_subset = 1000;
   std::string report = "quiet";  ///< progress of training: auto, bar, jsonl, quiet
 };
 
@@ -154,6 +156,9 @@ int run_evaluate(const std::vector<std::string>& args) {
       "results", po::value(&results), "results store (folder or .jsonl) to append records to")(
       "eval-each-epoch", po::bool_switch(&o.eval_each_epoch),
       "evaluate after every epoch (records the curve; slower)")(
+      "eval-subset", po::value(&o.eval_subset)->default_value(1000),
+      "with --eval-each-epoch: test samples evaluated after each epoch but the last (a fixed, "
+      "seeded subset; the final accuracy always uses the whole split); 0 = the whole split")(
       "report", po::value(&o.report)->default_value("quiet"),
       "training progress: auto, bar, jsonl or quiet");
   po::variables_map vm;
@@ -251,6 +256,7 @@ int run_evaluate(const std::vector<std::string>& args) {
   topts.epochs = o.epochs;
   topts.max_steps = o.steps;
   topts.evaluate_each_epoch = o.eval_each_epoch;
+  topts.eval_subset = o.eval_subset;
   Trainer trainer(search_space.training(), topts, *reporter);
   const int64_t epochs = o.epochs > 0 ? o.epochs : search_space.training().epochs;
 
@@ -289,6 +295,13 @@ int run_evaluate(const std::vector<std::string>& args) {
       rec.params = cost.params;
       rec.device = r.device;
       rec.finished = utc_now();
+      TrialTiming timing;
+      timing.train = r.train_seconds;
+      timing.eval = r.eval_seconds;
+      timing.total = r.total_seconds;
+      timing.eval_subset = o.eval_each_epoch ? o.eval_subset : 0;
+      timing.eval_final = r.final_eval_samples;
+      rec.timing = timing;
       rec.extra = {
           {"memory_format", to_string(r.memory_format)},
           {"data", proxy ? "proxy" : "full"},

@@ -74,6 +74,34 @@ TEST_F(ResultsTest, RoundTripKeepsEveryField) {
   EXPECT_FALSE(loaded[1].parameter_id.has_value());
 }
 
+TEST_F(ResultsTest, TimingRoundTripsAndOlderRecordsHaveNone) {
+  TrialRecord r = sample("9");
+  TrialTiming t;
+  t.startup = 0.5;
+  t.data = 0.1;
+  t.train = 0.67;
+  t.eval = 0.2;
+  t.write = 0.01;
+  t.total = 1.6;
+  t.eval_subset = 1000;
+  t.eval_final = 10000;
+  r.timing = t;
+  json j = r.to_json();
+  EXPECT_EQ(j["timing"]["train"], 0.67);
+  EXPECT_EQ(j["timing"]["eval_final"], 10000);
+  TrialRecord back = TrialRecord::from_json(j);
+  ASSERT_TRUE(back.timing.has_value());
+  EXPECT_EQ(back.timing->to_json(), t.to_json());
+  EXPECT_EQ(back.to_json(), j);
+
+  // A record written before the split existed reads without one, and writes none back.
+  json old = sample("10").to_json();
+  EXPECT_FALSE(old.contains("timing"));
+  EXPECT_FALSE(TrialRecord::from_json(old).timing.has_value());
+  old["timing"] = "fast";
+  EXPECT_THROW(TrialRecord::from_json(old), DataError);
+}
+
 TEST_F(ResultsTest, SerialisesSchemaAndNullsForAbsentOptionals) {
   json j = sample("1").to_json();
   EXPECT_EQ(j["schema"], "dataproxy.result/1");

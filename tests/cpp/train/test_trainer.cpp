@@ -1,5 +1,6 @@
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <sstream>
 
 #include "dataproxy/error.h"
@@ -160,6 +161,102 @@ TEST_F(TrainerTest, EvaluatesOnlyAtTheEndWhenAsked) {
   EXPECT_GE(stopped.final_accuracy, 0);
 }
 
+TEST_F(TrainerTest, EvaluatesEpochsOnASeededSubsetAndTheWholeSplitAtTheEnd) {
+  auto settings = small_settings();
+  settings.epochs = 3;
+  auto with_subset = cpu_options(4);
+  with_subset.eval_subset = 150;
+  auto whole = cpu_options(4);
+  whole.eval_subset = 0;
+
+  auto net = seeded_net(4);
+  Trainer trainer(settings, with_subset);
+  auto result = trainer.fit(*net, *train_, *test_);
+  ASSERT_EQ(result.epochs.size(), 3u);
+  EXPECT_EQ(result.epochs[0].eval_samples, 150);
+  EXPECT_EQ(result.epochs[1].eval_samples, 150);
+  EXPECT_EQ(result.epochs[2].eval_samples, 600) << "the last epoch is evaluated on the whole split";
+  EXPECT_EQ(result.final_eval_samples, 600);
+  for (const auto& e : result.epochs) {
+    EXPECT_GE(e.test_accuracy, 0);
+    EXPECT_GT(e.eval_seconds, 0);
+  }
+  EXPECT_NEAR(
+      result.eval_seconds,
+      result.epochs[0].eval_seconds + result.epochs[1].eval_seconds + result.epochs[2].eval_seconds,
+      1e-9);
+  // A subset accuracy is a multiple of 1/150.
+  const double hits = result.epochs[0].test_accuracy * 150;
+  EXPECT_NEAR(hits, std::round(hits), 1e-9);
+
+  // Evaluating on a subset changes nothing in training: the final accuracy, what gets ranked,
+  // is the whole split's and the same with and without the subset.
+  auto net_whole = seeded_net(4);
+  auto reference = Trainer(settings, whole).fit(*net_whole, *train_, *test_);
+  EXPECT_EQ(reference.epochs[0].eval_samples, 600);
+  EXPECT_EQ(result.final_accuracy, reference.final_accuracy);
+  EXPECT_TRUE(torch::equal(result.final_correct, reference.final_correct));
+  EXPECT_DOUBLE_EQ(trainer.evaluate(*net, *test_), result.final_accuracy);
+
+  // The subset is fixed by the seed: the same run gives the same curve.
+  auto net_again = seeded_net(4);
+  auto again = Trainer(settings, with_subset).fit(*net_again, *train_, *test_);
+  for (size_t i = 0; i < again.epochs.size(); ++i) {
+    EXPECT_EQ(again.epochs[i].test_accuracy, result.epochs[i].test_accuracy);
+  }
+
+  // A subset as large as the split is the split.
+  auto large = cpu_options(4);
+  large.eval_subset = 600;
+  auto net_large = seeded_net(4);
+  settings.epochs = 2;
+  auto all = Trainer(settings, large).fit(*net_large, *train_, *test_);
+  EXPECT_EQ(all.epochs[0].eval_samples, 600);
+}
+
+TEST_F(TrainerTest, StoppedOnASubsetEpochKeepsThatAccuracy) {
+  auto options = cpu_options(1);
+  options.eval_subset = 100;
+  auto net = seeded_net(1);
+  auto result =
+      Trainer(small_settings(), options).fit(*net, *train_, *test_, [](const EpochStats&) {
+        return false;
+      });
+  EXPECT_TRUE(result.stopped_early);
+  EXPECT_EQ(result.final_eval_samples, 100) << "a pruned run is not evaluated again";
+  EXPECT_EQ(result.final_accuracy, result.epochs.back().test_accuracy);
+}
+
+TEST_F(TrainerTest, EvaluationResultsAreOrdinaryTensors) {
+  // Evaluation runs under InferenceMode; what it returns must still take in-place updates.
+  auto net = seeded_net(2);
+  auto settings = small_settings();
+  settings.epochs = 1;
+  Trainer trainer(settings, cpu_options(2));
+  trainer.fit(*net, *train_, *test_);
+  auto features = trainer.features(*net, *test_);
+  EXPECT_FALSE(features.is_inference());
+  EXPECT_NO_THROW(features.sub_(features.mean(0)));
+  auto predicted = trainer.predict(*net, *test_);
+  EXPECT_FALSE(predicted.is_inference());
+  EXPECT_NO_THROW(predicted.add_(1));
+  // A later training step on the same network still works (no inference tensors in the model).
+  EXPECT_NO_THROW(trainer.fit(*net, *train_, *test_));
+}
+
+TEST(EvalBatchSize, ChosenForTheDeviceUnlessGiven) {
+  TrainOptions o;
+  EXPECT_EQ(eval_batch_size_for(o, torch::Device(torch::kCPU)), 1000);
+  EXPECT_EQ(eval_batch_size_for(o, torch::Device(torch::kCUDA, 0)), 2000);
+  o.eval_batch_size = 64;
+  EXPECT_EQ(eval_batch_size_for(o, torch::Device(torch::kCPU)), 64);
+  o.device = "cpu";
+  o.threads = 1;
+  o.eval_batch_size = 0;
+  TrainSettings s;
+  EXPECT_EQ(Trainer(s, o).options().eval_batch_size, 1000);
+}
+
 TEST_F(TrainerTest, MaxStepsTrainsExactlyThatManyStepsAndKeepsCorrectness) {
   // 1200 samples, batch 64: 19 batches an epoch. 30 steps = one epoch and 11 batches.
   auto options = cpu_options(2);
@@ -244,6 +341,12 @@ TEST_F(TrainerTest, RefusesBadDataAndSettings) {
   EXPECT_THROW(Trainer(bad, cpu_options(1)), InvalidInput);
   auto options = cpu_options(1);
   options.batch_size = -1;
+  EXPECT_THROW(Trainer(settings, options), InvalidInput);
+  options = cpu_options(1);
+  options.eval_subset = -1;
+  EXPECT_THROW(Trainer(settings, options), InvalidInput);
+  options = cpu_options(1);
+  options.eval_batch_size = -1;
   EXPECT_THROW(Trainer(settings, options), InvalidInput);
 }
 
