@@ -503,3 +503,43 @@ def test_a_trial_handed_another_trials_parameters_is_caught_by_the_tuner(proxy, 
     records = {r["parameter_id"]: r for r in read_store(results)}
     assert records[0]["config"] == configs[1] and records[1]["config"] == configs[1]
     assert values[1]["default"] == records[1]["proxy_accuracy"]
+
+
+def test_epochs_evaluate_a_subset_and_every_record_carries_the_wall_time_split(proxy, tmp_path):
+    manifest, data = proxy
+    results = tmp_path / "results"
+    args = [*trained_args(manifest, data), "--results", str(results), "--epochs", "3"]
+    args += ["--params", json.dumps(GOOD), "--seed", "3"]
+    subset = run_trial([*args, "--eval-subset", "40", "--trial-id", "subset"])
+    assert subset.returncode == 0, subset.stderr
+    evs = events(subset.stdout)
+    epochs = [e for e in evs if e["event"] == "epoch"]
+    whole = epochs[-1]["eval_samples"]
+    assert whole > 40, "the fixture's ranking split must be larger than the subset"
+    assert [e["eval_samples"] for e in epochs] == [40, 40, whole]
+    final = evs[-1]
+    split = final["timing"]
+    assert split["eval_subset"] == 40 and split["eval_final"] == whole
+    for key in ("startup", "data", "train", "eval", "write", "total"):
+        assert split[key] >= 0, key
+    assert split["startup"] > 0 and split["train"] > 0 and split["eval"] > 0
+    parts = sum(split[k] for k in ("startup", "data", "train", "eval", "write"))
+    assert split["total"] >= parts - 1e-6
+
+    every = run_trial([*args, "--eval-subset", "0", "--trial-id", "whole"])
+    assert every.returncode == 0, every.stderr
+    evs_whole = events(every.stdout)
+    assert [e["eval_samples"] for e in evs_whole if e["event"] == "epoch"] == [whole] * 3
+    # What gets ranked does not depend on the subset.
+    assert evs_whole[-1]["proxy_accuracy"] == final["proxy_accuracy"]
+
+    records = {r["trial_id"]: r for r in read_store(results)}
+    stored = records["subset"]["timing"]
+    assert stored["eval_subset"] == 40 and stored["eval_final"] == whole
+    assert stored["total"] <= split["total"], "the record is appended before the final event"
+    assert records["whole"]["timing"]["eval_subset"] == 0
+
+
+def test_a_negative_eval_subset_is_refused(tmp_path):
+    result = run_trial([*base_args(tmp_path), "--params", json.dumps(GOOD), "--eval-subset", "-1"])
+    assert_error(result, 2, "--eval-subset")
