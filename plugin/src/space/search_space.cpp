@@ -252,12 +252,18 @@ TrainSettings parse_training(const Source& src, const YAML::Node& node) {
   return t;
 }
 
+// JSON text of a value for a message. yaml-cpp can hand back bytes that are not UTF-8 (seen
+// with a NUL in a flow sequence) even from UTF-8 text; they are shown as U+FFFD, not thrown.
+std::string printable(const json& v) {
+  return v.dump(-1, ' ', false, json::error_handler_t::replace);
+}
+
 std::string number_text(const json& v) {
   if (v.is_number_float()) {
     double d = v.get<double>();
     if (std::floor(d) == d && std::fabs(d) < 1e15) return std::to_string(static_cast<int64_t>(d));
   }
-  return v.dump();
+  return printable(v);
 }
 
 std::string choices_text(const std::vector<json>& choices) {
@@ -507,7 +513,7 @@ SearchSpace SearchSpace::parse(const std::string& yaml_text, const std::string& 
       if (choice.is_string()) par.values[choice.get<std::string>()] = value;
       const std::string err = space::check_value(*spec, value);
       if (!err.empty()) {
-        src.fail(cn, cp, "value " + value.dump() + " does not fit " + par.name + ": " + err,
+        src.fail(cn, cp, "value " + printable(value) + " does not fit " + par.name + ": " + err,
                  par.name + " is the " + spec->meaning);
       }
       par.choices.push_back(choice);
@@ -548,7 +554,7 @@ SearchSpace SearchSpace::parse(const std::string& yaml_text, const std::string& 
       json value = normalize(*spec, to_json_value(src, kv.second, kp));
       const std::string err = space::check_value(*spec, value);
       if (!err.empty()) {
-        src.fail(kv.second, kp, "value " + value.dump() + ": " + err,
+        src.fail(kv.second, kp, "value " + printable(value) + ": " + err,
                  key + " is the " + spec->meaning);
       }
       sp.model_settings_[key] = value;
