@@ -30,9 +30,6 @@ class FileLock {
   int fd_ = -1;
 };
 
-/// Appends one line (a '\n' is added) to `path` under an exclusive lock, with a single write.
-void locked_append_line(const fs::path& path, std::string_view line);
-
 /// Lower-case hex digests.
 std::string md5_hex(std::string_view data);
 std::string md5_file(const fs::path& path);

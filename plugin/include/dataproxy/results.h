@@ -56,7 +56,7 @@ struct TrialRecord {
   static TrialRecord from_json(const json& j);
 };
 
-/// Results of one experiment: `<dir>/results.jsonl`, appended with locked_append_line.
+/// Results of one experiment: `<dir>/results.jsonl`, one record a line, appended under a lock.
 class ResultsStore {
  public:
   /// `path` is the experiment folder or a .jsonl file.

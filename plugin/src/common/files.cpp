@@ -126,26 +126,6 @@ FileLock::~FileLock() {
   }
 }
 
-void locked_append_line(const fs::path& path, std::string_view line) {
-  std::error_code ec;
-  if (path.has_parent_path()) fs::create_directories(path.parent_path(), ec);
-  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-  DATAPROXY_CHECK(fd >= 0, RuntimeFailure,
-                  "cannot open " << path.string() << " for appending: " << errno_text());
-  while (::flock(fd, LOCK_EX) != 0 && errno == EINTR) {
-  }
-  std::string buf(line);
-  buf.push_back('\n');
-  try {
-    write_all(fd, buf.data(), buf.size(), path);
-    ::fsync(fd);
-  } catch (...) {
-    ::close(fd);
-    throw;
-  }
-  ::close(fd);  // closing releases the lock
-}
-
 std::string md5_hex(std::string_view data) { return digest(data, EVP_md5()); }
 std::string md5_file(const fs::path& path) { return digest_file(path, EVP_md5()); }
 std::string sha1_file(const fs::path& path) { return digest_file(path, EVP_sha1()); }

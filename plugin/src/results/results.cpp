@@ -204,9 +204,9 @@ ResultsStore::ResultsStore(const fs::path& path) {
 }
 
 void ResultsStore::append(const TrialRecord& record) const {
-  // Same protocol as locked_append_line (flock on the file itself, one write), so the two can
-  // be mixed. Under the lock, an unterminated tail can only be a writer killed mid-line; it is
-  // cut off first, or it would glue onto this record and corrupt the middle of the store.
+  // flock on the file itself and one write per record. Under the lock, an unterminated tail can
+  // only be a writer killed mid-line; it is cut off first, or it would glue onto this record and
+  // corrupt the middle of the store.
   std::string line = record.to_json().dump();
   line.push_back('\n');
   std::error_code ec;
