@@ -243,6 +243,7 @@ class Runner:
             "settings": m.get("settings", {}),
             "selection": m.get("selection", {}),
             "proxy_size": sum(m.get("class_counts", [])) or len(m.get("indices", [])),
+            "class_counts": m.get("class_counts", []),
             "time": now_utc(),
             "load_average": os.getloadavg(),
         }
