@@ -36,8 +36,13 @@ _LIVE: set[subprocess.Popen] = set()
 _LIVE_LOCK = threading.Lock()
 
 
+STOPPING = threading.Event()
+
+
 def kill_children() -> None:
-    """Kills every child still running (the benchmark was interrupted): none outlives it."""
+    """Kills every child still running (the benchmark was interrupted): none outlives it, and
+    none starts after it (work queued on other threads is refused)."""
+    STOPPING.set()
     with _LIVE_LOCK:
         for proc in list(_LIVE):
             proc.kill()
@@ -46,9 +51,12 @@ def kill_children() -> None:
 def run_json_lines(argv: list[str]) -> tuple[list[dict], float]:
     """Runs a command (argv list, no shell); returns its JSON stdout lines and wall seconds."""
     start = time.monotonic()
-    with subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as proc:
-        with _LIVE_LOCK:
-            _LIVE.add(proc)
+    with _LIVE_LOCK:
+        if STOPPING.is_set():
+            raise RuntimeError("the benchmark is stopping: not started: " + " ".join(argv[:2]))
+        proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        _LIVE.add(proc)
+    with proc:
         try:
             stdout, stderr = proc.communicate()
         except BaseException:
