@@ -37,7 +37,7 @@ fi
 rm -f "$ctest_log"
 
 echo "== Python tests (pytest)"
-.venv/bin/python -m pytest -q -rs tests/python integration || status=1
+.venv/bin/python -m pytest -q -rs tests/python integration benchmarks/ranking/test_ranking.py || status=1
 
 if [ "${DATAPROXY_FUZZ:-0}" != 0 ]; then
   echo "== fuzzers (short runs on the seed corpus)"
