@@ -484,7 +484,10 @@ CalibrationResult calibrate(const CalibrateOptions& o, Reporter& reporter) {
         spearman_interval(proxy_acc, result.full_accuracy, o.confidence, o.seed);
     score.epochs = length_epochs(space_epochs, choice.length);
     score.cost_per_trial = choice.ratio * choice.length;
-    const bool probes = make_selection_method(choice.method, o.importance)->needs_probes();
+    const auto& methods = selection_methods();
+    const bool probes = std::find_if(methods.begin(), methods.end(), [&](const auto& m) {
+                          return m.name == choice.method;
+                        })->needs_probes;
     score.fixed_cost = probes ? probe_cost : 0;
     score.search_cost = score.fixed_cost + static_cast<double>(trials) * score.cost_per_trial;
     score.meets_target =

@@ -710,12 +710,11 @@ def run_study(config: StudyConfig) -> int:
         find_binary("dataproxy-trial", config.trial_bin)
     except BinaryNotFound as e:
         raise StudyError(str(e)) from None
+    _say(f"experiment folder {config.experiment}")
     if config.calibrate and not config.manifest:
-        _say(f"experiment folder {config.experiment}")
         config = _calibrate(config, dataproxy_bin)
     study = create_study(config, space, storage)
     _say(f"study {config.study_name!r} in {_mask_url(config.storage)}")
-    _say(f"experiment folder {config.experiment}")
 
     if config.manifest:
         proxy = _read_manifest_key(config.manifest)
