@@ -29,6 +29,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "plugin" / "python"))
 
 import optuna  # noqa: E402
+from dataproxy.commands import GenerateOptions, generate_argv, run_generate  # noqa: E402
+from dataproxy.errors import DataproxyError  # noqa: E402
 from dataproxy.optuna.objective import DataProxyObjective, RunnerFailed, RunnerOptions  # noqa: E402
 from dataproxy.space import load_space  # noqa: E402
 
@@ -63,40 +65,29 @@ def machine() -> dict:
     return {"cpu": model, "cores": len(os.sched_getaffinity(0)), "host": platform.node()}
 
 
+def dataproxy_bin(args) -> str:
+    return str(args.build_dir / "plugin" / "cli" / "dataproxy")
+
+
 def generate(args, ratio: float, method: str, cache: Path) -> Path:
-    argv = [
-        str(args.build_dir / "plugin" / "cli" / "dataproxy"),
-        "generate",
-        "--space",
-        str(args.space),
-        "--dataset",
-        args.dataset,
-        "--data-root",
-        str(args.data_root),
-        "--ratio",
-        str(ratio),
-        "--method",
-        method,
-        "--max-train",
-        str(args.max_train),
-        "--max-test",
-        str(args.max_test),
-        "--probe-epochs",
-        str(args.probe_epochs),
-        "--threads",
-        str(args.threads),
-        "--seed",
-        str(args.seed),
-        "--cache",
-        str(cache),
-        "--report",
-        "quiet",
-    ]
-    done = subprocess.run(argv, capture_output=True, text=True)
-    if done.returncode != 0:
-        raise SystemExit(f"dataproxy generate failed ({done.returncode}): {done.stderr[-2000:]}")
-    event = json.loads(done.stdout.strip().splitlines()[-1])
-    return Path(event["path"])
+    options = GenerateOptions(
+        space=str(args.space),
+        dataset=args.dataset,
+        data_root=str(args.data_root),
+        ratio=ratio,
+        method=method,
+        seed=args.seed,
+        max_train=args.max_train,
+        max_test=args.max_test,
+        probe_epochs=args.probe_epochs,
+        cache=str(cache),
+        threads=args.threads,
+        report="quiet",
+    )
+    try:
+        return Path(run_generate(generate_argv(dataproxy_bin(args), options)).path)
+    except DataproxyError as e:
+        raise SystemExit(str(e)) from None
 
 
 def runner_options(args, manifest: Path, results: Path) -> RunnerOptions:
@@ -110,7 +101,7 @@ def runner_options(args, manifest: Path, results: Path) -> RunnerOptions:
         device="cpu",
         threads=args.threads,
         seed=args.seed,
-        extra_args=["--eval-subset", str(args.eval_subset)],
+        eval_subset=args.eval_subset,
     )
 
 
@@ -132,7 +123,7 @@ def sum_timing(records: list[dict]) -> dict:
 
 def search(args, label: str, manifest: Path, work: Path) -> dict:
     results = work / f"search-{label}"
-    space = load_space(str(args.space))
+    space = load_space(args.space, dataproxy_bin(args))
     objective = DataProxyObjective(space, runner_options(args, manifest, results))
     study = optuna.create_study(
         direction="maximize",
@@ -162,7 +153,7 @@ def search(args, label: str, manifest: Path, work: Path) -> dict:
 
 def lightest_trial(args, manifest: Path, work: Path, eval_subset: int) -> dict:
     """One trial of the lightest configuration: its wall time seen from outside and its split."""
-    space = load_space(str(args.space))
+    space = load_space(args.space, dataproxy_bin(args))
     params = {p.name: min(p.choices) for p in space.parameters}
     results = work / f"lightest-{manifest.parent.name}-{eval_subset}"
     opts = runner_options(args, manifest, results)

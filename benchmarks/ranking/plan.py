@@ -7,10 +7,10 @@ Pure: no process is started here. benchmarks/ranking/README.md explains every ch
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 from pathlib import Path
 
-import yaml
 from util import repo_path
 
 FULL_STEPS = "full-steps"  # EcoNAS's alternative: the full data, as many steps as the proxy
@@ -121,10 +121,15 @@ def phases(plan: SpacePlan) -> list[tuple[tuple[float, ...], tuple[str, ...]]]:
     return out
 
 
+@functools.cache
 def space_training(space: str) -> dict:
-    doc = yaml.safe_load(repo_path(space).read_text())
-    t = doc.get("training") or {}
-    return {"epochs": int(t.get("epochs", 30)), "batch_size": int(t.get("batch_size", 128))}
+    """The space's epochs and batch size, as the `dataproxy` program reads them (`dataproxy
+    space FILE --json`; the program is found as dataproxy.binaries.find_binary finds it: the
+    space's meaning does not depend on the binary under test, which may be a fake)."""
+    from dataproxy.space import load_space  # after util put plugin/python on sys.path
+
+    t = load_space(repo_path(space)).training
+    return {"epochs": int(t["epochs"]), "batch_size": int(t["batch_size"])}
 
 
 def reference_epochs(tier: Tier, plan: SpacePlan) -> int:

@@ -198,30 +198,27 @@ class Runner:
     # -- proxies -----------------------------------------------------------------------------
 
     def generate(self, plan: SpacePlan, arm: planmod.Arm, ratio: float, seed: int) -> dict:
-        argv = [
+        from dataproxy.commands import GenerateOptions, generate_argv  # util set sys.path
+
+        argv = generate_argv(
             self.bin,
-            "generate",
-            "--space",
-            str(repo_path(plan.space)),
-            *self.common(),
-            "--ratio",
-            str(ratio),
-            "--method",
-            str(arm.method),
-            *arm.generate_args,
-            "--seed",
-            str(seed),
-            "--selection-split",
-            self.tier.selection_split,
-            "--selection-fraction",
-            str(self.tier.selection_fraction),
-            "--probe-epochs",
-            str(planmod.reference_epochs(self.tier, plan)),
-            "--cache",
-            str(self.run_dir / "cache"),
-            "--report",
-            "jsonl",
-        ]
+            GenerateOptions(
+                space=str(repo_path(plan.space)),
+                dataset=self.tier.dataset,
+                data_root=self.data_root,
+                ratio=ratio,
+                method=str(arm.method),
+                seed=seed,
+                selection_split=self.tier.selection_split,
+                selection_fraction=self.tier.selection_fraction,
+                max_train=self.tier.max_train,
+                max_test=self.tier.max_test,
+                probe_epochs=planmod.reference_epochs(self.tier, plan),
+                cache=str(self.run_dir / "cache"),
+                threads=self.tier.threads,
+                extra=tuple(arm.generate_args),
+            ),
+        )
         rows, wall = tool.run_json_lines(argv)
         last = [r for r in rows if isinstance(r, dict) and r.get("event") == "manifest"]
         if not last:

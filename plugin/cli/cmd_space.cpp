@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <boost/program_options.hpp>
+#include <filesystem>
 #include <iomanip>
 #include <iostream>
 #include <string>
@@ -72,6 +73,29 @@ void print_costs(const SearchSpace& sp, const InputShape& input, int64_t classes
   }
 }
 
+/// The whole space for the Python adapters (`--json` alone): they read nothing from the YAML
+/// themselves, so every key a client needs is here, paths made absolute.
+json space_document(const SearchSpace& sp, const std::string& file) {
+  json doc = sp.to_json();
+  for (auto& p : doc["parameters"]) p["type"] = "choice";  // every parameter is categorical
+  doc["format"] = "dataproxy-space";
+  doc["version"] = 1;
+  doc["file"] = fs::absolute(file).lexically_normal().string();
+  doc["size"] = sp.size();
+  doc["content_hash"] = sp.content_hash();
+  doc["nni"] = sp.to_nni();
+  doc["optuna"] = sp.to_optuna();
+  if (sp.family() == "torchscript") {
+    const auto& t = sp.torchscript();
+    doc["torchscript"] = {{"module", t.module.string()},
+                          {"module_sha256", t.module_sha256},
+                          {"function", t.function},
+                          {"exports", t.exports.string()},
+                          {"seed", t.seed}};
+  }
+  return doc;
+}
+
 void write_json(const std::string& path, const json& j, const char* what) {
   atomic_write(path, j.dump(2) + "\n");
   std::cerr << "wrote " << what << " to " << path << "\n";
@@ -91,7 +115,10 @@ int run_space(const std::vector<std::string>& args) {
                                             "search-space YAML file")(
       "enumerate", "print every configuration, one JSON object per line")(
       "costs", "print MACs and parameters of every configuration, lightest first")(
-      "json", "with --costs: one JSON object per line instead of a table")(
+      "json",
+      "alone: the whole space as one JSON document (parameters with their type and choices, "
+      "model settings, training, the family's own block, NNI and Optuna exports); with "
+      "--costs: one JSON object per line instead of a table")(
       "channels", po::value(&input.channels)->default_value(3), "--costs: input channels")(
       "size", po::value(&size)->default_value(32), "--costs: input height and width")(
       "classes", po::value(&classes)->default_value(10), "--costs: number of classes")(
@@ -138,7 +165,11 @@ int run_space(const std::vector<std::string>& args) {
     write_json(optuna_out, sp.to_optuna(), "Optuna distributions");
     acted = true;
   }
-  if (!acted) print_summary(sp, file);
+  if (!acted && vm.count("json")) {
+    std::cout << space_document(sp, file).dump() << "\n";
+  } else if (!acted) {
+    print_summary(sp, file);
+  }
   return 0;
 }
 

@@ -1,5 +1,6 @@
-"""The DataProxy NNI tuner with a fake `dataproxy` program: proxy stage once, the reserved key,
-spot-check policies, and what the wrapped tuner sees."""
+"""The DataProxy NNI tuner with a fake `dataproxy` program: the reserved key, top-k re-issues,
+what the wrapped tuner sees, and trials that trained another trial's parameters. What it shares
+with the Optuna adapter (spot checks, generate once, bad input) is in test_adapters.py."""
 
 from __future__ import annotations
 
@@ -11,23 +12,24 @@ import pytest
 
 pytest.importorskip("nni")
 
-from dataproxy.nni import spot_check  # noqa: E402
 from dataproxy.nni.tuner import (  # noqa: E402
     RESERVED_KEY,
     DataProxyClassArgsValidator,
     DataProxyTuner,
-    generate_argv,
 )
 from dataproxy.space import load_space  # noqa: E402
+from optuna_support import FAKE_DATAPROXY as SHARED_FAKE  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 SPACE = ROOT / "search_spaces" / "resnet_tiny.yaml"
 
 FAKE_DATAPROXY = """#!{python}
-import json, pathlib, sys
+import json, os, pathlib, sys
 log = pathlib.Path({log!r})
 with log.open("a") as f:
     f.write(json.dumps(sys.argv[1:]) + "\\n")
+if sys.argv[1] == "space":  # the real program's answer
+    os.execv(sys.executable, [sys.executable, {shared!r}, *sys.argv[1:]])
 if sys.argv[1] == "generate":
     print(json.dumps({{"event": "progress", "what": "probes"}}))
     print(json.dumps({{"event": "manifest", "path": "/cache/abc/manifest.json", "key": "abc",
@@ -43,7 +45,9 @@ sys.exit(2)
 def fake_dataproxy(tmp_path: Path) -> tuple[Path, Path]:
     log = tmp_path / "calls.jsonl"
     program = tmp_path / "dataproxy"
-    program.write_text(FAKE_DATAPROXY.format(python=sys.executable, log=str(log)))
+    program.write_text(
+        FAKE_DATAPROXY.format(python=sys.executable, log=str(log), shared=SHARED_FAKE)
+    )
     program.chmod(0o755)
     return program, log
 
@@ -73,16 +77,11 @@ def nni_space() -> dict:
     return load_space(SPACE).to_nni()
 
 
-def test_generates_once_and_attaches_the_manifest(tmp_path, fake_dataproxy):
+def test_attaches_the_manifest_under_the_reserved_key(tmp_path, fake_dataproxy):
     program, log = fake_dataproxy
     tuner = make_tuner(tmp_path, program, builtin_tuner="Random", builtin_args={"seed": 1})
     assert calls(log) == []  # nothing in __init__: NNI waits only 10 s for the tuner
     tuner.update_search_space(nni_space())
-    tuner.update_search_space(nni_space())
-    generate_calls = [c for c in calls(log) if c[0] == "generate"]
-    assert len(generate_calls) == 1
-    assert generate_calls[0][generate_calls[0].index("--max-train") + 1] == "2000"
-    assert generate_calls[0][generate_calls[0].index("--ratio") + 1] == "0.2"
     params = tuner.generate_parameters(0)
     reserved = params.pop(RESERVED_KEY)
     assert reserved == {
@@ -106,8 +105,10 @@ def test_refuses_a_search_space_of_another_file(tmp_path, fake_dataproxy):
 def test_failed_generation_names_the_error(tmp_path):
     program = tmp_path / "dataproxy"
     program.write_text(
-        f"#!{sys.executable}\nimport sys\nprint('dataproxy: error: bad ratio', file=sys.stderr)\n"
-        "sys.exit(2)\n"
+        f"#!{sys.executable}\nimport os, sys\n"
+        f"if sys.argv[1] == 'space': os.execv(sys.executable, [sys.executable, {SHARED_FAKE!r}, "
+        "*sys.argv[1:]])\n"
+        "print('dataproxy: error: bad ratio', file=sys.stderr)\nsys.exit(2)\n"
     )
     program.chmod(0o755)
     tuner = make_tuner(tmp_path, program, builtin_tuner="Random")
@@ -149,16 +150,6 @@ def test_trial_end_before_its_final_result_reaches_tpe_in_order(tmp_path, fake_d
     assert len(tuner.inner._history) > 0
 
 
-def test_fraction_policy_is_seeded_and_spot_checks_a_config_once():
-    policy = spot_check.FractionSpotCheck(0.5, seed=3)
-    picks = [policy.choose(i, {}) for i in range(200)]
-    again = [spot_check.FractionSpotCheck(0.5, seed=3).choose(i, {}) for i in range(200)]
-    assert picks == again
-    assert 60 < sum(picks) < 140
-    other = [spot_check.FractionSpotCheck(0.5, seed=4).choose(i, {}) for i in range(200)]
-    assert other != picks
-
-
 def test_full_fraction_spot_checks_each_config_once(tmp_path, fake_dataproxy):
     program, _ = fake_dataproxy
     tuner = make_tuner(tmp_path, program, builtin_tuner="GridSearch", spot_check={"fraction": 1.0})
@@ -197,18 +188,6 @@ def test_top_k_reissues_the_best_configs_as_spot_checks(tmp_path, fake_dataproxy
     assert tuner.policy.reissue() is None
 
 
-def test_make_policy_refuses_bad_settings():
-    assert isinstance(spot_check.make_policy(None), spot_check.NoSpotCheck)
-    with pytest.raises(ValueError, match="unknown"):
-        spot_check.make_policy({"fractoin": 0.2})
-    with pytest.raises(ValueError, match="fraction"):
-        spot_check.make_policy({"fraction": 1.5})
-    with pytest.raises(ValueError, match="top_k"):
-        spot_check.make_policy({"top_k": -1})
-    both = spot_check.make_policy({"fraction": 0.2, "top_k": 1})
-    assert isinstance(both, spot_check.CompositeSpotCheck)
-
-
 def test_validator(tmp_path):
     v = DataProxyClassArgsValidator()
     good = dict(space=str(SPACE), dataset="fashion-mnist", data_root=str(tmp_path))
@@ -223,24 +202,6 @@ def test_validator(tmp_path):
         v.validate_class_args(**{**good, "builtin_tuner": "NoSuchTuner"})
     with pytest.raises(ValueError, match="ratio"):
         v.validate_class_args(**{**good, "ratio": 0})
-
-
-def test_generate_argv_is_a_list_without_a_shell():
-    argv = generate_argv(
-        "/bin/dataproxy",
-        space="/s.yaml",
-        dataset="cifar10",
-        data_root="/d",
-        ratio=0.1,
-        method="importance",
-        seed=0,
-        cache="/c; rm -rf /",
-        extra=["--weights", "2,1,6,1"],
-    )
-    assert argv[:2] == ["/bin/dataproxy", "generate"]
-    assert argv[argv.index("--cache") + 1] == "/c; rm -rf /"
-    assert argv[-2:] == ["--weights", "2,1,6,1"]
-    assert "--max-train" not in argv
 
 
 def _record(parameter_id: int, config: dict) -> str:

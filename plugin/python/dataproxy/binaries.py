@@ -10,6 +10,8 @@ import os
 import shutil
 from pathlib import Path
 
+from .errors import InvalidInput
+
 __all__ = ["BinaryNotFound", "find_binary"]
 
 #: program name -> (environment variable, path inside a build folder)
@@ -19,7 +21,7 @@ _PROGRAMS = {
 }
 
 
-class BinaryNotFound(FileNotFoundError):
+class BinaryNotFound(InvalidInput, FileNotFoundError):
     """A program of the project could not be found; the message says where it looked."""
 
 

@@ -47,9 +47,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from dataproxy.space import SearchSpace, SpaceError, parse_space
+from dataproxy.errors import DataproxyError, InvalidInput
+from dataproxy.space import SearchSpace, load_space
 
 __all__ = [
     "ExportError",
@@ -71,7 +70,7 @@ MAC_EVENTS = ("aten::conv2d", "aten::mm", "aten::addmm", "aten::bmm", "aten::bad
 MACS_COUNTER = "torch.profiler with_flops: (conv2d + mm + addmm + bmm + baddbmm FLOPs) / 2"
 
 
-class ExportError(ValueError):
+class ExportError(InvalidInput):
     """A space or a network that cannot be exported; the message says what to change."""
 
 
@@ -112,57 +111,34 @@ def _sha256_file(path: Path) -> str:
     return h.hexdigest()
 
 
-def load_torchscript_space(path: str | os.PathLike) -> TorchScriptSpace:
-    """Reads a ``family: torchscript`` space; relative paths are relative to its folder."""
+def load_torchscript_space(path: str | os.PathLike, binary: str | None = None) -> TorchScriptSpace:
+    """A ``family: torchscript`` space as the `dataproxy` program reads it (``dataproxy space
+    FILE --json``): relative paths are relative to its folder."""
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as e:
-        raise ExportError(f"search space {str(path)!r} cannot be read: {e.strerror}") from None
-    try:
-        space = parse_space(text, str(path))
-    except SpaceError as e:
+        space = load_space(path, binary)
+    except DataproxyError as e:
         raise ExportError(str(e)) from None
-    if space.family != "torchscript":
+    if space.family != "torchscript" or space.torchscript is None:
         raise ExportError(
             f"{path}: family is {space.family!r}; only `family: torchscript` spaces are exported "
             "(the built-in families are built in C++)"
         )
-    doc = yaml.safe_load(text)
-    block = doc.get("torchscript")
-    if not isinstance(block, dict) or not isinstance(block.get("module"), str):
-        raise ExportError(
-            f"{path}: `torchscript.module` is missing; add `torchscript: {{module: my_nets.py}}`"
-        )
-    unknown = sorted(set(block) - {"module", "function", "exports", "seed"})
-    if unknown:
-        raise ExportError(f"{path}: unknown key(s) {unknown} under `torchscript`")
-    base = path.resolve().parent
-    module = Path(os.path.normpath(base / block["module"]))
-    if not module.is_file():
-        raise ExportError(f"{path}: `torchscript.module`: file {module} does not exist")
-    exports = block.get("exports")
-    exports = Path(os.path.normpath(base / exports)) if exports else base / f"{path.stem}.export"
-    seed = block.get("seed", 0)
-    if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
-        raise ExportError(f"{path}: `torchscript.seed` must be a whole number >= 0 (got {seed!r})")
-    model = doc.get("model") or {}
-    if not isinstance(model, dict):
-        raise ExportError(f"{path}: `model` must be a mapping of settings")
-    for name in [p.name for p in space.parameters] + list(model):
+    for name in [p.name for p in space.parameters] + list(space.model):
         if name in RESERVED:
             raise ExportError(
                 f"{path}: {name!r} is set by the export helper from --classes/--input; rename "
                 "your parameter or setting"
             )
+    block = space.torchscript
     return TorchScriptSpace(
         space=space,
         path=path,
-        module=module,
-        function=str(block.get("function", "build")),
-        exports=exports,
-        seed=seed,
-        model=model,
+        module=Path(block.module),
+        function=block.function,
+        exports=Path(block.exports),
+        seed=block.seed,
+        model=dict(space.model),
     )
 
 
@@ -377,6 +353,7 @@ def export_space(
     out: str | os.PathLike | None = None,
     force: bool = False,
     log: Callable[[str], None] = print,
+    binary: str | None = None,
 ) -> dict:
     """Exports every configuration of the space for `input_shape` (C, H, W) and `classes`;
     returns the index. Entries already exported from the same module, function and seed, whose
@@ -386,7 +363,7 @@ def export_space(
         raise ExportError(f"--input must be C,H,W with positive sizes (got {input_shape})")
     if classes < 2:
         raise ExportError(f"--classes must be at least 2 (got {classes})")
-    ts = load_torchscript_space(space_path)
+    ts = load_torchscript_space(space_path, binary)
     folder = Path(out) if out is not None else ts.exports
     folder.mkdir(parents=True, exist_ok=True)
     module_sha = _sha256_file(ts.module)
@@ -514,12 +491,25 @@ def main(argv: list[str] | None = None) -> int:
         "--out", help="folder to write (default: the space's torchscript.exports)", default=None
     )
     parser.add_argument("--force", action="store_true", help="export again even if up to date")
+    parser.add_argument(
+        "--dataproxy-bin",
+        default=None,
+        help="the dataproxy program, which reads the space (default: $DATAPROXY_BIN, PATH, "
+        "then the checkout's build folder)",
+    )
     args = parser.parse_args(argv)
     try:
-        export_space(args.space, args.input, args.classes, out=args.out, force=args.force)
-    except ExportError as e:
+        export_space(
+            args.space,
+            args.input,
+            args.classes,
+            out=args.out,
+            force=args.force,
+            binary=args.dataproxy_bin,
+        )
+    except DataproxyError as e:
         print(f"dataproxy.export: {e}", file=sys.stderr)
-        return 2
+        return e.exit_code
     return 0
 
 

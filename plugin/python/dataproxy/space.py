@@ -1,9 +1,8 @@
-"""Search spaces from the project's YAML files, for the Python adapters (NNI, Optuna).
+"""Search spaces for the Python adapters (NNI, Optuna), as the `dataproxy` program reads them.
 
-The C++ side (``dataproxy/search_space.h``) is the authority on what a space means; this module
-reads the same file far enough to hand the tuners their parameters, and refuses a file that the
-C++ side would refuse for its shape (unknown keys, empty or duplicated choices, named choices
-without values). Family-specific checks stay in C++.
+The C++ side (``dataproxy/search_space.h``) is the authority: ``load_space`` asks
+``dataproxy space FILE --json`` for the parsed, checked space (family checks included) and never
+reads the YAML itself, so a file the program refuses is refused here with its message.
 
     space = load_space("search_spaces/resnet_tiny.yaml")
     space.to_optuna()   # {"B": CategoricalDistribution([8, 16]), ...}
@@ -13,46 +12,99 @@ without values). Family-specific checks stay in C++.
 from __future__ import annotations
 
 import itertools
+import json
+import os
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
-import yaml
+from .errors import SpaceError
 
-__all__ = ["Parameter", "SearchSpace", "SpaceError", "load_space", "parse_space"]
+__all__ = ["Parameter", "SearchSpace", "SpaceError", "TorchScriptBlock", "load_space"]
 
-_TOP_KEYS = {"name", "family", "notes", "parameters", "model", "torchscript", "training"}
-_PARAMETER_KEYS = {"name", "choices", "values", "description"}
-_FAMILIES = {"resnet", "efficientnet", "torchscript"}
+Choice = Any  # int, float or str, as the program gives it
 
-Choice = Any  # int, float or str, as written in the file
-
-
-class SpaceError(ValueError):
-    """A search-space file that cannot be used; the message names the file, key and value."""
+#: The document format `dataproxy space --json` writes, and the version this module reads.
+FORMAT, VERSION = "dataproxy-space", 1
 
 
 @dataclass(frozen=True)
 class Parameter:
-    """One categorical parameter of a space."""
+    """One parameter of a space (every parameter is categorical: `type` is "choice")."""
 
     name: str
     choices: tuple[Choice, ...]
     #: For named choices: name -> what the model builder receives (e.g. a list per stage).
     values: Mapping[str, Any] = field(default_factory=dict)
     description: str = ""
+    type: str = "choice"
+
+
+@dataclass(frozen=True)
+class TorchScriptBlock:
+    """Family torchscript: where the user's networks come from (paths absolute)."""
+
+    module: str
+    function: str
+    exports: str
+    seed: int
+    module_sha256: str
 
 
 @dataclass(frozen=True)
 class SearchSpace:
-    """A parsed search space: its name, model family and categorical parameters."""
+    """A space as `dataproxy space FILE --json` describes it."""
 
     name: str
     family: str
     parameters: tuple[Parameter, ...]
-    #: Where it was read from (file path or a label); used in messages.
+    #: Where it was read from (the file's absolute path); used in messages.
     origin: str = "<text>"
+    #: Fixed family settings, the family's defaults filled in (the `model:` key).
+    model: Mapping[str, Any] = field(default_factory=dict)
+    #: Training settings shared by every candidate (epochs, batch_size, optimizer, ...).
+    training: Mapping[str, Any] = field(default_factory=dict)
+    #: The `torchscript:` block; None for the built-in families.
+    torchscript: TorchScriptBlock | None = None
+    notes: str = ""
+    #: The program's hash of the space's content (part of proxy cache keys).
+    content_hash: str = ""
+    #: The program's own exports, kept as it wrote them.
+    nni: Mapping[str, Any] = field(default_factory=dict)
+    optuna: Mapping[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_document(cls, doc: Mapping[str, Any]) -> SearchSpace:
+        """From the document `dataproxy space FILE --json` prints."""
+        if doc.get("format") != FORMAT or doc.get("version") != VERSION:
+            raise SpaceError(
+                f"`dataproxy space --json` wrote format {doc.get('format')!r} version "
+                f"{doc.get('version')!r}; this package reads {FORMAT!r} version {VERSION}: "
+                "use the dataproxy program built from the same checkout"
+            )
+        ts = doc.get("torchscript")
+        return cls(
+            name=doc["name"],
+            family=doc["family"],
+            parameters=tuple(
+                Parameter(
+                    name=p["name"],
+                    choices=tuple(p["choices"]),
+                    values=dict(p.get("values") or {}),
+                    description=p.get("description", ""),
+                    type=p.get("type", "choice"),
+                )
+                for p in doc["parameters"]
+            ),
+            origin=doc.get("file", "<text>"),
+            model=dict(doc.get("model") or {}),
+            training=dict(doc.get("training") or {}),
+            torchscript=TorchScriptBlock(**ts) if ts else None,
+            notes=doc.get("notes", ""),
+            content_hash=doc.get("content_hash", ""),
+            nni=dict(doc.get("nni") or {}),
+            optuna=dict(doc.get("optuna") or {}),
+        )
 
     @property
     def size(self) -> int:
@@ -69,7 +121,8 @@ class SearchSpace:
         raise KeyError(name)
 
     def enumerate(self) -> Iterator[dict[str, Choice]]:
-        """Every configuration, parameters varying in file order (last fastest)."""
+        """Every configuration, parameters varying in file order (last fastest), as
+        `dataproxy space FILE --enumerate` lists them."""
         names = [p.name for p in self.parameters]
         for combo in itertools.product(*(p.choices for p in self.parameters)):
             yield dict(zip(names, combo))
@@ -79,135 +132,19 @@ class SearchSpace:
         return {p.name: list(p.choices) for p in self.parameters}
 
     def to_optuna(self) -> dict[str, Any]:
-        """Optuna distributions, one CategoricalDistribution per parameter."""
-        from optuna.distributions import CategoricalDistribution
+        """Optuna distributions, from the program's export."""
+        from optuna.distributions import json_to_distribution
 
-        return {p.name: CategoricalDistribution(list(p.choices)) for p in self.parameters}
+        return {name: json_to_distribution(json.dumps(d)) for name, d in self.optuna.items()}
 
     def to_nni(self) -> dict[str, dict[str, Any]]:
         """NNI search-space JSON: {"B": {"_type": "choice", "_value": [8, 16, 32]}, ...}."""
-        return {p.name: {"_type": "choice", "_value": list(p.choices)} for p in self.parameters}
-
-    def validate(self, params: Mapping[str, Any]) -> dict[str, Choice]:
-        """Checks that `params` sets every parameter to one of its choices and nothing else."""
-        unknown = sorted(set(params) - {p.name for p in self.parameters})
-        if unknown:
-            raise SpaceError(
-                f"{self.origin}: unknown parameter(s) {unknown}; the space has "
-                f"{[p.name for p in self.parameters]}"
-            )
-        out: dict[str, Choice] = {}
-        for p in self.parameters:
-            if p.name not in params:
-                raise SpaceError(f"{self.origin}: parameter {p.name!r} is missing")
-            value = params[p.name]
-            if not any(_same_choice(value, c) for c in p.choices):
-                raise SpaceError(
-                    f"{self.origin}: parameter {p.name!r} = {value!r} is not one of "
-                    f"{list(p.choices)}"
-                )
-            out[p.name] = value
-        return out
+        return json.loads(json.dumps(self.nni))
 
 
-def load_space(path: str | Path) -> SearchSpace:
-    """Reads a search-space YAML file; raises SpaceError saying what is wrong and where."""
-    path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise SpaceError(
-            f"search space {str(path)!r} does not exist; pass a YAML file such as "
-            "search_spaces/resnet_tiny.yaml"
-        ) from None
-    except OSError as e:
-        raise SpaceError(f"search space {str(path)!r} cannot be read: {e.strerror}") from None
-    return parse_space(text, str(path))
+def load_space(path: str | os.PathLike, binary: str | None = None) -> SearchSpace:
+    """The space of a YAML file, parsed and checked by `dataproxy space FILE --json`; raises
+    SpaceError with the program's message (file, key, value, what to do)."""
+    from .commands import space_document
 
-
-def parse_space(text: str, origin: str = "<text>") -> SearchSpace:
-    """Parses search-space YAML text; `origin` names it in error messages."""
-    try:
-        doc = yaml.safe_load(text)
-    except yaml.YAMLError as e:
-        where = ""
-        mark = getattr(e, "problem_mark", None)
-        if mark is not None:
-            where = f" at line {mark.line + 1}, column {mark.column + 1}"
-        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
-        raise SpaceError(f"{origin}: not valid YAML{where}: {problem}") from None
-    if not isinstance(doc, dict):
-        raise SpaceError(f"{origin}: expected a mapping with keys name, family, parameters")
-    unknown = sorted(str(k) for k in doc if k not in _TOP_KEYS)
-    if unknown:
-        raise SpaceError(f"{origin}: unknown key(s) {unknown}; known keys are {sorted(_TOP_KEYS)}")
-    name = _required_text(doc, "name", origin)
-    family = _required_text(doc, "family", origin)
-    if family not in _FAMILIES:
-        raise SpaceError(
-            f"{origin}: family {family!r} is not known; use one of {sorted(_FAMILIES)}"
-        )
-    raw = doc.get("parameters")
-    if not isinstance(raw, list) or not raw:
-        raise SpaceError(f"{origin}: 'parameters' must be a non-empty list")
-    params: list[Parameter] = []
-    seen: set[str] = set()
-    for i, entry in enumerate(raw):
-        p = _parse_parameter(entry, f"{origin}: parameters[{i}]")
-        if p.name in seen:
-            raise SpaceError(f"{origin}: parameters[{i}]: name {p.name!r} appears twice")
-        seen.add(p.name)
-        params.append(p)
-    return SearchSpace(name=name, family=family, parameters=tuple(params), origin=origin)
-
-
-def _required_text(doc: dict, key: str, origin: str) -> str:
-    value = doc.get(key)
-    if not isinstance(value, str) or not value.strip():
-        raise SpaceError(f"{origin}: {key!r} is required and must be text (got {value!r})")
-    return value
-
-
-def _parse_parameter(entry: Any, where: str) -> Parameter:
-    if not isinstance(entry, dict):
-        raise SpaceError(f"{where}: expected a mapping with 'name' and 'choices'")
-    unknown = sorted(str(k) for k in entry if k not in _PARAMETER_KEYS)
-    if unknown:
-        raise SpaceError(f"{where}: unknown key(s) {unknown}; known: {sorted(_PARAMETER_KEYS)}")
-    name = entry.get("name")
-    if not isinstance(name, str) or not name:
-        raise SpaceError(f"{where}: 'name' is required and must be text (got {name!r})")
-    where = f"{where} ({name})"
-    choices = entry.get("choices")
-    if not isinstance(choices, list) or not choices:
-        raise SpaceError(f"{where}: 'choices' must be a non-empty list (got {choices!r})")
-    for c in choices:
-        if isinstance(c, bool) or not isinstance(c, (int, float, str)):
-            raise SpaceError(f"{where}: choice {c!r} must be a number or a name")
-    for a, b in itertools.combinations(choices, 2):
-        if _same_choice(a, b):
-            raise SpaceError(f"{where}: choice {a!r} appears twice")
-    values = entry.get("values") or {}
-    if not isinstance(values, dict):
-        raise SpaceError(f"{where}: 'values' must map each named choice to its value")
-    for c in choices:
-        if isinstance(c, str) and c not in values:
-            raise SpaceError(
-                f"{where}: named choice {c!r} has no entry under 'values'; add "
-                f"'values: {{{c}: ...}}'"
-            )
-    description = entry.get("description") or ""
-    return Parameter(
-        name=name,
-        choices=tuple(choices),
-        values=dict(values),
-        description=str(description),
-    )
-
-
-def _same_choice(a: Any, b: Any) -> bool:
-    if isinstance(a, bool) or isinstance(b, bool):
-        return False
-    if isinstance(a, (int, float)) and isinstance(b, (int, float)):
-        return float(a) == float(b)
-    return type(a) is type(b) and a == b
+    return SearchSpace.from_document(space_document(path, binary))

@@ -1,12 +1,15 @@
 #!/usr/bin/env python3
 """A stand-in for the `dataproxy` CLI in the adapter's unit tests: `generate`, `report` and
-`methods` (the contract `dataproxy methods --json` keeps; test_commands.py checks the real one)."""
+`methods` (the contract `dataproxy methods --json` keeps; test_commands.py checks the real one).
+`space` is the real program's: what a space means is never faked. Every call is appended to
+$FAKE_DATAPROXY_LOG (one JSON argv per line) when that is set."""
 
 import argparse
 import hashlib
 import json
 import os
 import sys
+from pathlib import Path
 
 
 def generate(argv):
@@ -58,6 +61,19 @@ def methods(argv):
     return 0
 
 
+def space(argv):
+    sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "plugin" / "python"))
+    from dataproxy.binaries import find_binary
+
+    os.environ.pop("DATAPROXY_BIN", None)  # that may be this fake
+    real = find_binary("dataproxy")
+    os.execv(real, [real, "space", *argv])
+
+
 if __name__ == "__main__":
     command, rest = sys.argv[1], sys.argv[2:]
-    sys.exit({"generate": generate, "report": report, "methods": methods}[command](rest))
+    if os.environ.get("FAKE_DATAPROXY_LOG"):
+        with open(os.environ["FAKE_DATAPROXY_LOG"], "a") as f:
+            f.write(json.dumps(sys.argv[1:]) + "\n")
+    commands = {"generate": generate, "report": report, "methods": methods, "space": space}
+    sys.exit(commands[command](rest))

@@ -2,7 +2,6 @@
 the manifest and spot-check decisions to the C++ trials). Register it with
 scripts/register-nni.sh; see integration/nni/config.yml."""
 
-from .spot_check import make_policy
 from .tuner import RESERVED_KEY, DataProxyClassArgsValidator, DataProxyTuner
 
-__all__ = ["RESERVED_KEY", "DataProxyClassArgsValidator", "DataProxyTuner", "make_policy"]
+__all__ = ["RESERVED_KEY", "DataProxyClassArgsValidator", "DataProxyTuner"]

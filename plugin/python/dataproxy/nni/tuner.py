@@ -22,11 +22,14 @@ classArgs (paths must be absolute: NNI does not resolve them):
     max_test: 0
     probes: 2
     probe_epochs: 0               # 0 = the space's epochs
+    image_size: 0                 # resize images to N x N (0 = the data's most common size);
+                                  # the manifest records it, so the trials load the same size
     cache: null                   # proxy cache folder (default: dataproxy's)
     generate_args: []             # more flags for `dataproxy generate`, e.g. [--weights, 2,1,6,1]
     manifest: null                # use this manifest instead of generating one
     results_dir: null             # default: <experiment folder>/dataproxy
-    spot_check: {fraction: 0.2, seed: 0, top_k: 2, min_results: 4}   # see spot_check.py
+    spot_check: {fraction: 0.2, seed: 0, top_k: 2, min_results: 4}   # also first, every;
+                                  # see dataproxy/spot_check.py
     report: true                  # regenerate `dataproxy report` after each result
     dataproxy: null               # path of the `dataproxy` program (default: found like
                                   # dataproxy.binaries.find_binary)
@@ -53,78 +56,26 @@ from nni.tuner import Tuner
 from nni.utils import ClassArgsValidator
 
 from ..binaries import find_binary
-from ..commands import bottom_line, calibrate_argv, check_method, run_calibration
-from .spot_check import SpotCheckPolicy, config_key, make_policy
+from ..commands import (
+    GenerateOptions,
+    bottom_line,
+    calibrate_argv,
+    check_method,
+    generate_argv,
+    read_manifest,
+    run_calibration,
+    run_generate,
+)
+from ..errors import InvalidInput, RuntimeFailure
+from ..space import load_space
+from ..spot_check import SpotCheck, config_key, policy_from_spec
 
-__all__ = ["RESERVED_KEY", "DataProxyClassArgsValidator", "DataProxyTuner", "generate_argv"]
+__all__ = ["RESERVED_KEY", "DataProxyClassArgsValidator", "DataProxyTuner"]
 
 _logger = logging.getLogger("dataproxy.nni")
 
 #: Parameter key that carries per-trial settings to dataproxy-trial.
 RESERVED_KEY = "_dataproxy"
-
-
-def generate_argv(
-    binary: str,
-    *,
-    space: str,
-    dataset: str,
-    data_root: str,
-    ratio: float,
-    method: str,
-    seed: int,
-    max_train: int = 0,
-    max_test: int = 0,
-    probes: int = 2,
-    probe_epochs: int = 0,
-    cache: str | None = None,
-    extra: list[str] | None = None,
-) -> list[str]:
-    """The `dataproxy generate` command line (an argv list, never a shell string)."""
-    argv = [
-        binary,
-        "generate",
-        "--space",
-        space,
-        "--dataset",
-        dataset,
-        "--data-root",
-        data_root,
-        "--ratio",
-        str(ratio),
-        "--method",
-        method,
-        "--seed",
-        str(seed),
-        "--probes",
-        str(probes),
-        "--report",
-        "jsonl",
-    ]
-    if max_train:
-        argv += ["--max-train", str(max_train)]
-    if max_test:
-        argv += ["--max-test", str(max_test)]
-    if probe_epochs:
-        argv += ["--probe-epochs", str(probe_epochs)]
-    if cache:
-        argv += ["--cache", cache]
-    argv += [str(a) for a in (extra or [])]
-    return argv
-
-
-def _last_event(stdout: str, name: str) -> dict[str, Any] | None:
-    for line in reversed(stdout.splitlines()):
-        line = line.strip()
-        if not line.startswith("{"):
-            continue
-        try:
-            obj = json.loads(line)
-        except json.JSONDecodeError:
-            continue
-        if isinstance(obj, dict) and obj.get("event") == name:
-            return obj
-    return None
 
 
 def _experiment_dir() -> Path | None:
@@ -139,7 +90,7 @@ def _experiment_dir() -> Path | None:
 def _absolute(name: str, value: Any) -> str:
     path = Path(str(value))
     if not path.is_absolute():
-        raise ValueError(
+        raise InvalidInput(
             f"classArgs.{name}={value!r} must be an absolute path (NNI does not resolve paths "
             "in classArgs)"
         )
@@ -163,6 +114,7 @@ class DataProxyTuner(Tuner):
         max_test: int = 0,
         probes: int = 2,
         probe_epochs: int = 0,
+        image_size: int = 0,
         cache: str | None = None,
         generate_args: list[str] | None = None,
         manifest: str | None = None,
@@ -186,6 +138,7 @@ class DataProxyTuner(Tuner):
         self.max_test = int(max_test)
         self.probes = int(probes)
         self.probe_epochs = int(probe_epochs)
+        self.image_size = int(image_size)
         self.cache = _absolute("cache", cache) if cache else None
         self.generate_args = list(generate_args or [])
         self.manifest: str | None = _absolute("manifest", manifest) if manifest else None
@@ -193,14 +146,14 @@ class DataProxyTuner(Tuner):
         experiment = _experiment_dir()
         results = results_dir or (str(experiment / "dataproxy") if experiment else None)
         if results is None:
-            raise ValueError(
+            raise InvalidInput(
                 "classArgs.results_dir is needed outside an NNI experiment (NNI_LOG_DIRECTORY "
                 "is unset)"
             )
         self.results_dir = _absolute("results_dir", results)
         self.report = bool(report)
         self._dataproxy_explicit = dataproxy
-        self.policy: SpotCheckPolicy = make_policy(spot_check)
+        self.policy: SpotCheck = policy_from_spec(spot_check, "classArgs.spot_check")
         self.inner: Tuner = _create_inner(builtin_tuner, builtin_args)
         self.builtin_tuner = builtin_tuner
         #: parameter ids the wrapped tuner generated (only these go back to it)
@@ -268,11 +221,11 @@ class DataProxyTuner(Tuner):
             )
         self.method, self.ratio, self.proxy_epochs = cal.method, cal.ratio, cal.epochs
         self.manifest = cal.manifest
-        self.manifest_key = json.loads(Path(cal.manifest).read_text())["key"]
+        self.manifest_key = read_manifest(cal.manifest).key
 
-    def _generate(self) -> None:
-        argv = generate_argv(
-            self._binary(),
+    def generate_options(self) -> GenerateOptions:
+        """The proxy this experiment trains on, as `dataproxy generate` options."""
+        return GenerateOptions(
             space=self.space,
             dataset=self.dataset,
             data_root=self.data_root,
@@ -283,39 +236,29 @@ class DataProxyTuner(Tuner):
             max_test=self.max_test,
             probes=self.probes,
             probe_epochs=self.probe_epochs,
+            image_size=self.image_size,
             cache=self.cache,
-            extra=self.generate_args,
+            extra=tuple(str(a) for a in self.generate_args),
         )
+
+    def _generate(self) -> None:
+        argv = generate_argv(self._binary(), self.generate_options())
         _logger.info("dataproxy: generating the proxy: %s", argv)
         started = time.monotonic()
-        done = subprocess.run(argv, capture_output=True, text=True, check=False)
-        if done.returncode != 0:
-            tail = "\n".join(done.stderr.strip().splitlines()[-20:])
-            raise RuntimeError(
-                f"dataproxy generate failed with exit code {done.returncode}: {tail}"
-            )
-        event = _last_event(done.stdout, "manifest")
-        if event is None or not event.get("path"):
-            raise RuntimeError(
-                "dataproxy generate printed no manifest event as its last line; stdout ends: "
-                + done.stdout[-500:]
-            )
-        self.manifest = str(event["path"])
-        self.manifest_key = event.get("key")
+        proxy = run_generate(argv)
+        self.manifest, self.manifest_key = proxy.path, proxy.key
         self.generations += 1
         _logger.info(
             "dataproxy: proxy ready in %.1f s (cache_hit=%s): %s",
             time.monotonic() - started,
-            event.get("cache_hit"),
+            proxy.cache_hit,
             self.manifest,
         )
 
     def _check_space(self, search_space: dict[str, Any]) -> None:
-        from ..space import load_space
-
-        expected = load_space(self.space).to_nni()
+        expected = load_space(self.space, self._dataproxy_explicit).to_nni()
         if json.dumps(expected, sort_keys=True) != json.dumps(search_space, sort_keys=True):
-            raise ValueError(
+            raise InvalidInput(
                 f"the experiment's search space {json.dumps(search_space, sort_keys=True)} is "
                 f"not the one of {self.space} ({json.dumps(expected, sort_keys=True)}); write "
                 "searchSpaceFile with `dataproxy` from the same YAML, or fix classArgs.space"
@@ -333,7 +276,7 @@ class DataProxyTuner(Tuner):
 
     def _attach(self, parameter_id: int, params: dict[str, Any], spot: bool) -> dict[str, Any]:
         if self.manifest is None:
-            raise RuntimeError("dataproxy: parameters requested before the proxy stage ran")
+            raise RuntimeFailure("dataproxy: parameters requested before the proxy stage ran")
         self._issued[parameter_id] = json.loads(json.dumps(params, default=_plain))
         out = dict(params)
         out[RESERVED_KEY] = {
@@ -587,7 +530,7 @@ def _plain(value: Any) -> Any:
 def _builtin_class(name: str) -> type:
     module_name, class_name = get_builtin_module_class_name("tuners", name)
     if module_name is None:
-        raise ValueError(f"builtin_tuner={name!r} is not a tuner NNI knows (nnictl algo list)")
+        raise InvalidInput(f"builtin_tuner={name!r} is not a tuner NNI knows (nnictl algo list)")
     module = __import__(module_name, fromlist=[class_name])
     return getattr(module, class_name)
 
@@ -603,7 +546,7 @@ def _inner_args(name: str, args: dict[str, Any] | None) -> dict[str, Any]:
 
 def _create_inner(name: str, args: dict[str, Any] | None) -> Tuner:
     if name.lower() == "dataproxy":
-        raise ValueError("builtin_tuner cannot be DataProxy itself")
+        raise InvalidInput("builtin_tuner cannot be DataProxy itself")
     return create_builtin_class_instance(name, _inner_args(name, args), "tuners")
 
 
@@ -614,28 +557,39 @@ class DataProxyClassArgsValidator(ClassArgsValidator):
         required = {"space", "dataset", "data_root"}
         missing = required - set(kwargs)
         if missing:
-            raise ValueError(f"DataProxy classArgs is missing {sorted(missing)}")
+            raise InvalidInput(f"DataProxy classArgs is missing {sorted(missing)}")
         known = set(inspect.signature(DataProxyTuner.__init__).parameters) - {"self"}
         unknown = set(kwargs) - known
         if unknown:
-            raise ValueError(f"DataProxy classArgs has unknown keys {sorted(unknown)}")
+            raise InvalidInput(f"DataProxy classArgs has unknown keys {sorted(unknown)}")
         for key in ("space", "data_root", "cache", "manifest", "results_dir", "dataproxy"):
             if kwargs.get(key):
                 _absolute(key, kwargs[key])
-        if not Path(kwargs["space"]).is_file():
-            raise ValueError(f"classArgs.space={kwargs['space']!r} is not a file")
+        # The program checks the space (family included) now, not when the first trial runs.
+        load_space(kwargs["space"], kwargs.get("dataproxy"))
         check_method(kwargs.get("method", "importance"), kwargs.get("dataproxy"))
         if kwargs.get("ratio") != "auto":
             ratio = float(kwargs.get("ratio", 0.1))
             if not 0.0 < ratio <= 1.0:
-                raise ValueError(f"classArgs.ratio={ratio} must be in (0, 1], or 'auto'")
+                raise InvalidInput(f"classArgs.ratio={ratio} must be in (0, 1], or 'auto'")
+        image_size = kwargs.get("image_size", 0)
+        if isinstance(image_size, bool) or not isinstance(image_size, int) or image_size < 0:
+            raise InvalidInput(
+                f"classArgs.image_size={image_size!r} must be a whole number of pixels >= 0 "
+                "(0 = the data's most common size)"
+            )
+        if image_size and kwargs.get("ratio") == "auto":
+            raise InvalidInput(
+                "classArgs.image_size cannot be used with ratio: auto (`dataproxy calibrate` "
+                "has no --image-size); give a ratio, or resize the data beforehand"
+            )
         calibration = kwargs.get("calibration") or {}
         known_cal = {"target", "budget_share", "choices", "expected_trials", "epochs", "threads"}
         if not isinstance(calibration, dict) or set(calibration) - known_cal:
-            raise ValueError(
+            raise InvalidInput(
                 f"classArgs.calibration must be a mapping with keys among {sorted(known_cal)}"
             )
-        make_policy(kwargs.get("spot_check"))
+        policy_from_spec(kwargs.get("spot_check"), "classArgs.spot_check")
         name = kwargs.get("builtin_tuner", "TPE")
         _builtin_class(name)
         validator = create_validator_instance("tuners", name)

@@ -14,8 +14,9 @@ runner, spot-check policies, and the `dataproxy-optuna` study runner.
     study.optimize(objective, n_trials=12, catch=(RunnerFailed,))
 """
 
+from dataproxy.spot_check import NoSpotCheck, SpotCheck, SpotCheckPolicy
+
 from .objective import DataProxyObjective, RunnerFailed, RunnerOptions, runner_argv
-from .spot_check import NoSpotCheck, SpotCheck, SpotCheckPolicy
 from .study import StudyConfig, StudyError, run_study
 
 __all__ = [

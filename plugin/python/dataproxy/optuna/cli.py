@@ -4,7 +4,8 @@
         --data-root data --ratio 0.1 --n-trials 12 --epochs 2
 
 makes (or reuses) the proxy, runs the study on SQLite in the experiment folder (or on a shared
---storage postgresql://... with other workers), and writes the report at the end.
+PostgreSQL study with other workers: --storage-file PATH or $DATAPROXY_OPTUNA_STORAGE keep its
+password out of the command line), and writes the report at the end.
 Exit codes: 0 done; 1 the study or the report did not finish; 2 bad input; 130 interrupted.
 """
 
@@ -12,16 +13,24 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from collections.abc import Sequence
 
 import optuna
 
-from dataproxy.binaries import BinaryNotFound
-from dataproxy.space import SpaceError
+from dataproxy.errors import DataproxyError
 
 from .objective import RunnerFailed
-from .study import PRUNERS, SAMPLERS, SELECTION_SPLITS, StudyConfig, StudyError, run_study
+from .study import (
+    PRUNERS,
+    SAMPLERS,
+    SELECTION_SPLITS,
+    STORAGE_ENV,
+    StudyConfig,
+    run_study,
+    url_has_password,
+)
 
 __all__ = ["build_parser", "main"]
 
@@ -103,12 +112,27 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--max-train", type=int, default=0, help="use the first N train samples")
     g.add_argument("--max-test", type=int, default=0, help="use the first N test samples")
     g.add_argument("--probe-epochs", type=int, default=0, help="probe training epochs")
+    g.add_argument(
+        "--image-size",
+        type=int,
+        default=0,
+        help="resize images to N x N (0 = the data's most common size); the manifest records "
+        "it, so every trial loads the same",
+    )
     g.add_argument("--cache", default=None, help="proxy cache folder")
     g.add_argument("--manifest", default=None, help="use this manifest; skip generation")
 
     g = p.add_argument_group("study")
     g.add_argument("--n-trials", type=int, default=d.n_trials, help="finished trials wanted")
     g.add_argument("--epochs", type=int, default=0, help="epochs per trial (0 = the space's)")
+    g.add_argument(
+        "--eval-subset",
+        type=int,
+        default=None,
+        help="test samples each trial evaluates after every epoch but the last (what the "
+        "pruner sees; the final accuracy uses the whole split); 0 = the whole split "
+        "(default: the runner's)",
+    )
     g.add_argument("--sampler", choices=SAMPLERS, default=d.sampler)
     g.add_argument("--pruner", choices=PRUNERS, default=d.pruner)
     g.add_argument(
@@ -138,7 +162,15 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument(
         "--storage",
         default=None,
-        help="storage URL (default sqlite:///<experiment>/study.db); postgresql://... to share",
+        help="storage URL (default $" + STORAGE_ENV + ", else sqlite:///<experiment>/study.db); "
+        "postgresql://... to share. A password here is visible to every user of the machine: "
+        "use --storage-file or $" + STORAGE_ENV,
+    )
+    g.add_argument(
+        "--storage-file",
+        default=None,
+        metavar="PATH",
+        help="read the storage URL from this file (readable by its owner only: chmod 600)",
     )
     g.add_argument(
         "--workers",
@@ -200,10 +232,12 @@ def config_from_args(args: argparse.Namespace) -> StudyConfig:
         max_train=args.max_train,
         max_test=args.max_test,
         probe_epochs=args.probe_epochs,
+        image_size=args.image_size,
         cache=args.cache,
         manifest=args.manifest,
         n_trials=args.n_trials,
         epochs=args.epochs,
+        eval_subset=args.eval_subset,
         sampler=args.sampler,
         pruner=args.pruner,
         pruner_startup_trials=args.pruner_startup_trials,
@@ -212,7 +246,8 @@ def config_from_args(args: argparse.Namespace) -> StudyConfig:
         spot_check_first=args.spot_check_first,
         experiment=args.experiment,
         study_name=args.study_name,
-        storage=args.storage,
+        storage=args.storage or (None if args.storage_file else os.environ.get(STORAGE_ENV)),
+        storage_file=args.storage_file,
         workers=args.workers,
         seed=args.seed,
         device=args.device,
@@ -256,13 +291,23 @@ def configure_logging(verbose: bool = False) -> None:
 
 
 def report_error(error: BaseException) -> int:
-    """Prints a user-facing error; returns the exit code (2 bad input, 1 a failed run)."""
+    """Prints a user-facing error; returns the exit code (2 bad input, 3 data error, 1 a failed
+    run)."""
     print(f"{_PROG}: error: {error}", file=sys.stderr, flush=True)
-    return getattr(error, "exit_code", 2)
+    code = getattr(error, "exit_code", 2)
+    return code if code in (1, 2, 3) else 1
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.storage and url_has_password(args.storage):
+        print(
+            f"{_PROG}: warning: the password in --storage is visible to every user of this "
+            "machine (ps, /proc/<pid>/cmdline); put the URL in a file readable by you only "
+            f"(--storage-file PATH) or in ${STORAGE_ENV}",
+            file=sys.stderr,
+            flush=True,
+        )
     from .study import _terminate_on_sigterm
 
     _terminate_on_sigterm()
@@ -272,5 +317,5 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"{_PROG}: interrupted", file=sys.stderr, flush=True)
         return 130
-    except (StudyError, BinaryNotFound, SpaceError) as e:
+    except DataproxyError as e:
         return report_error(e)

@@ -27,10 +27,11 @@ from typing import Any
 
 import optuna
 
+from dataproxy.errors import RuntimeFailure
 from dataproxy.space import SearchSpace
+from dataproxy.spot_check import NoSpotCheck, SpotCheck
 
 from ._process import ChildProcess
-from .spot_check import NoSpotCheck, SpotCheck
 
 __all__ = ["DataProxyObjective", "RunnerFailed", "RunnerOptions", "runner_argv"]
 
@@ -41,12 +42,13 @@ _OWN_ATTRS = {"worker", "runner_pid", "runner_exit_code", "duplicate_of"}
 _FATAL_EXIT_CODES = {2: "bad input", 3: "data error"}
 
 
-class RunnerFailed(Exception):
-    """The trial runner exited with an error or without a final result."""
+class RunnerFailed(RuntimeFailure):
+    """The trial runner exited with an error or without a final result; `exit_code` is the
+    runner's (negative: killed by that signal; None: no exit seen)."""
 
     def __init__(self, message: str, *, exit_code: int | None, stderr_tail: str = "") -> None:
         super().__init__(message)
-        self.exit_code = exit_code
+        self.exit_code = exit_code  # type: ignore[assignment]
         self.stderr_tail = stderr_tail
 
     @property
@@ -79,6 +81,9 @@ class RunnerOptions:
     threads: int | None = None
     #: Training seed (None = the runner's default).
     seed: int | None = None
+    #: Test samples evaluated after each epoch but the last (None = the runner's default; 0 =
+    #: the whole split every epoch).
+    eval_subset: int | None = None
     #: Seconds to wait for a runner asked to stop before killing it.
     stop_timeout: float = 60.0
     #: Extra arguments appended to every runner command line.
@@ -124,6 +129,8 @@ def runner_argv(
         argv += ["--threads", str(options.threads)]
     if options.seed is not None:
         argv += ["--seed", str(options.seed)]
+    if options.eval_subset is not None:
+        argv += ["--eval-subset", str(options.eval_subset)]
     argv += [str(a) for a in options.extra_args]
     return argv
 
@@ -158,7 +165,7 @@ class DataProxyObjective:
 
     def __call__(self, trial: optuna.Trial) -> float:
         params = self.suggest(trial)
-        spot = bool(self.spot_check.should_check(trial.number))
+        spot = bool(self.spot_check.choose(trial.number, params))
         trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
         if self.reuse_duplicates:
             previous = self._twin(trial, params, spot)

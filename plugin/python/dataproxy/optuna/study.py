@@ -29,13 +29,24 @@ from typing import Any
 import optuna
 from optuna.trial import TrialState
 
-from dataproxy.binaries import BinaryNotFound, find_binary
-from dataproxy.commands import bottom_line, calibrate_argv, check_method, run_calibration
-from dataproxy.space import SearchSpace, SpaceError, load_space
+from dataproxy.binaries import find_binary
+from dataproxy.commands import (
+    GenerateOptions,
+    ProxyInfo,
+    bottom_line,
+    calibrate_argv,
+    check_method,
+    generate_argv,
+    manifest_event,
+    read_manifest,
+    run_calibration,
+)
+from dataproxy.errors import DataproxyError, InvalidInput
+from dataproxy.space import SearchSpace, load_space
+from dataproxy.spot_check import SpotCheckPolicy
 
 from ._process import ChildProcess, _child_setup
 from .objective import DataProxyObjective, RunnerFailed, RunnerOptions
-from .spot_check import SpotCheckPolicy
 
 __all__ = [
     "ProxyInfo",
@@ -53,15 +64,18 @@ PRUNERS = ("median", "hyperband", "none")
 SELECTION_SPLITS = ("half-test", "paper-test")
 
 
-class StudyError(Exception):
+#: Environment variable holding the storage URL (so that no password shows in an argv).
+STORAGE_ENV = "DATAPROXY_OPTUNA_STORAGE"
+
+
+class StudyError(DataproxyError):
     """A user-facing failure: the message says what was wrong and what to do.
 
     `exit_code` 2 means bad input (nothing ran); 1 means the run itself did not finish.
     """
 
     def __init__(self, message: str, exit_code: int = 2) -> None:
-        super().__init__(message)
-        self.exit_code = exit_code
+        super().__init__(message, exit_code=exit_code)
 
 
 @dataclass
@@ -99,6 +113,9 @@ class StudyConfig:
     max_test: int = 0
     #: Epochs of the probe networks during generation (0 = the generator's default).
     probe_epochs: int = 0
+    #: Resize every image to N x N when generating (0 = the data's most common size); the
+    #: manifest records the size, so every trial loads the same.
+    image_size: int = 0
     #: Proxy cache folder (None = the generator's default).
     cache: str | None = None
     #: Use this manifest instead of generating one.
@@ -107,6 +124,9 @@ class StudyConfig:
     n_trials: int = 12
     #: Training epochs per trial (0 = the space's training.epochs).
     epochs: int = 0
+    #: Test samples each trial evaluates after every epoch but the last (the pruner's signal;
+    #: the final accuracy uses the whole split); 0 = the whole split; None = the runner's default.
+    eval_subset: int | None = None
     #: "tpe", "random" or "grid".
     sampler: str = "tpe"
     #: "median", "hyperband" or "none".
@@ -125,6 +145,9 @@ class StudyConfig:
     study_name: str | None = None
     #: Storage URL (None = sqlite:///<experiment>/study.db).
     storage: str | None = None
+    #: A file holding the storage URL (readable by its owner only), instead of `storage`: a
+    #: password in a command line is visible to every user of the machine.
+    storage_file: str | None = None
     #: Local worker processes.
     workers: int = 1
     #: Seed of the sampler, the generator, the runner and the spot-check policy.
@@ -161,24 +184,16 @@ class StudyConfig:
         return cls(**json.loads(text))
 
 
-@dataclass(frozen=True)
-class ProxyInfo:
-    """The manifest a study trains on."""
-
-    path: str
-    key: str
-    cache_hit: bool
-
-
 # ---------------------------------------------------------------------------------------------
 # Checks and set-up
 
 
 def check_config(config: StudyConfig) -> SearchSpace:
     """Validates the options that need no service; returns the parsed space."""
+    find_binary("dataproxy", config.dataproxy_bin)  # BinaryNotFound names where it looked
     try:
         check_method(config.method, config.dataproxy_bin)
-    except ValueError as e:
+    except InvalidInput as e:
         raise StudyError(f"--method: {e}") from None
     if config.selection_split not in SELECTION_SPLITS:
         splits = ", ".join(SELECTION_SPLITS)
@@ -195,18 +210,26 @@ def check_config(config: StudyConfig) -> SearchSpace:
         raise StudyError(f"--workers {config.workers}: must be at least 1")
     if config.max_failures < 1:
         raise StudyError(f"--max-failures {config.max_failures}: must be at least 1")
+    if config.image_size < 0:
+        raise StudyError(f"--image-size {config.image_size}: must be >= 0 (0 = the data's size)")
+    if config.image_size and config.calibrate:
+        raise StudyError(
+            "--image-size cannot be used with --ratio auto (`dataproxy calibrate` has no "
+            "--image-size); give a ratio, or resize the data beforehand"
+        )
+    if config.eval_subset is not None and config.eval_subset < 0:
+        raise StudyError(f"--eval-subset {config.eval_subset}: must be >= 0 (0 = whole split)")
+    if config.storage and config.storage_file:
+        raise StudyError("--storage and --storage-file: give one of them")
     try:
         SpotCheckPolicy(
             fraction=config.spot_check_fraction,
             every=config.spot_check_every,
             first=config.spot_check_first,
         )
-    except ValueError as e:
+    except InvalidInput as e:
         raise StudyError(str(e)) from None
-    try:
-        space = load_space(config.space)
-    except SpaceError as e:
-        raise StudyError(f"search space: {e}") from None
+    space = load_space(config.space, config.dataproxy_bin)
     data_root = Path(config.data_root)
     # --dataset npz takes the .npz file itself; every other format a folder.
     if not (data_root.is_dir() or (config.dataset == "npz" and data_root.is_file())):
@@ -222,7 +245,10 @@ def resolve_paths(config: StudyConfig, space: SearchSpace) -> StudyConfig:
     proxy = "auto" if config.calibrate else f"{config.method}-{config.ratio:g}"
     name = config.study_name or f"{space.name}-{config.dataset}-{proxy}"
     experiment = Path(config.experiment or Path("experiments") / name).resolve()
-    storage = config.storage or f"sqlite:///{experiment / 'study.db'}"
+    storage = config.storage
+    if config.storage_file:
+        storage = read_storage_file(config.storage_file)
+    storage = storage or f"sqlite:///{experiment / 'study.db'}"
     return dataclasses.replace(
         config,
         study_name=name,
@@ -233,6 +259,38 @@ def resolve_paths(config: StudyConfig, space: SearchSpace) -> StudyConfig:
         cache=str(Path(config.cache).resolve()) if config.cache else None,
         manifest=str(Path(config.manifest).resolve()) if config.manifest else None,
     )
+
+
+def read_storage_file(path: str) -> str:
+    """The storage URL in `path` (its first non-empty line); refuses a file that users other
+    than its owner may read, as the URL may hold a password."""
+    p = Path(path)
+    try:
+        mode = p.stat().st_mode
+        text = p.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise StudyError(f"--storage-file {path!r} does not exist") from None
+    except OSError as e:
+        raise StudyError(f"--storage-file {path!r} cannot be read: {e.strerror}") from None
+    if mode & 0o077:
+        raise StudyError(
+            f"--storage-file {path!r} is readable by other users (mode {mode & 0o777:03o}); "
+            f"it may hold a password: run 'chmod 600 {path}'"
+        )
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    if not lines:
+        raise StudyError(f"--storage-file {path!r} is empty; write the storage URL in it")
+    return lines[0]
+
+
+def url_has_password(url: str) -> bool:
+    try:
+        from sqlalchemy.engine import make_url
+
+        return bool(make_url(url).password)
+    except Exception:
+        netloc = url.split("://", 1)[-1].split("/", 1)[0]
+        return "@" in netloc and ":" in netloc.rsplit("@", 1)[0]
 
 
 def _mask_url(url: str) -> str:
@@ -351,73 +409,55 @@ def create_study(
 # Proxy generation
 
 
+def generate_options(config: StudyConfig, report: str = "jsonl") -> GenerateOptions:
+    """The study's proxy, as `dataproxy generate` options."""
+    return GenerateOptions(
+        space=config.space,
+        dataset=config.dataset,
+        data_root=config.data_root,
+        ratio=config.ratio,
+        method=config.method,
+        seed=config.seed,
+        selection_split=config.selection_split,
+        max_train=config.max_train,
+        max_test=config.max_test,
+        probe_epochs=config.probe_epochs,
+        image_size=config.image_size,
+        cache=config.cache,
+        device=config.device,
+        threads=config.threads,
+        report=report,
+    )
+
+
 def generate_proxy(config: StudyConfig, dataproxy_bin: str) -> ProxyInfo:
     """Runs `dataproxy generate` (a cache hit when the same proxy was made before)."""
     tty = sys.stderr.isatty()
-    argv = [
-        dataproxy_bin,
-        "generate",
-        "--space",
-        config.space,
-        "--dataset",
-        config.dataset,
-        "--data-root",
-        config.data_root,
-        "--ratio",
-        repr(float(config.ratio)),
-        "--method",
-        config.method,
-        "--selection-split",
-        config.selection_split,
-        "--seed",
-        str(config.seed),
-        "--device",
-        config.device,
-        "--report",
-        "bar" if tty else "jsonl",
-    ]
-    if config.cache:
-        argv += ["--cache", config.cache]
-    if config.max_train:
-        argv += ["--max-train", str(config.max_train)]
-    if config.max_test:
-        argv += ["--max-test", str(config.max_test)]
-    if config.probe_epochs:
-        argv += ["--probe-epochs", str(config.probe_epochs)]
-    if config.threads:
-        argv += ["--threads", str(config.threads)]
-    info: dict[str, Any] | None = None
+    argv = generate_argv(dataproxy_bin, generate_options(config, "bar" if tty else "jsonl"))
+    events: list[dict[str, Any]] = []
     with ChildProcess(argv, inherit_stderr=tty, echo_stderr=not tty) as child:
         for event in child.events():
-            if event.get("event") == "manifest":
-                info = event
-            elif event.get("event") == "message" and event.get("text"):
+            events.append(event)
+            if event.get("event") == "message" and event.get("text"):
                 print(f"[generate] {event['text']}", file=sys.stderr, flush=True)
         code = child.wait()
         tail = child.stderr_tail(5)
-    if code != 0 or info is None or not info.get("path"):
+    info = manifest_event(events)
+    if code != 0 or info is None:
         detail = f": {tail.strip().splitlines()[-1]}" if tail.strip() else " (see above)"
         what = f"exited with code {code}" if code else "printed no manifest line"
         raise StudyError(
             f"proxy generation ('dataproxy generate') {what}{detail}",
             exit_code=2 if code in (2, 3) else 1,
         )
-    return ProxyInfo(
-        path=str(info["path"]), key=str(info.get("key", "")), cache_hit=bool(info.get("cache_hit"))
-    )
+    return info
 
 
 def _read_manifest_key(path: str) -> ProxyInfo:
-    p = Path(path)
-    if p.is_dir():
-        p = p / "manifest.json"
     try:
-        doc = json.loads(p.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise StudyError(f"--manifest {path!r} does not exist") from None
-    except (OSError, ValueError) as e:
-        raise StudyError(f"--manifest {path!r} cannot be read as JSON: {e}") from None
-    return ProxyInfo(path=str(p), key=str(doc.get("key", "")), cache_hit=True)
+        return read_manifest(path)
+    except InvalidInput as e:
+        raise StudyError(f"--manifest: {e}") from None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -491,6 +531,7 @@ def _build_objective(
         device=config.device,
         threads=config.threads or None,
         seed=config.seed,
+        eval_subset=config.eval_subset,
         stop_timeout=config.stop_timeout,
         echo_stderr=config.verbose,
     )
@@ -511,7 +552,7 @@ def _build_objective(
 
 def worker_main(config: StudyConfig, proxy: ProxyInfo) -> int:
     """One worker process's body; returns its exit code."""
-    space = load_space(config.space)
+    space = load_space(config.space, config.dataproxy_bin)
     storage = open_storage(
         config.storage,
         heartbeat_interval=config.heartbeat_interval,
@@ -551,6 +592,7 @@ def _spawn_workers(config: StudyConfig, proxy: ProxyInfo) -> list[subprocess.Pop
     parent = os.getpid()
     worker_config = dataclasses.replace(
         config,
+        storage_file=None,  # resolved: `storage` holds the URL
         workers=1,
         report=False,
         threads=threads_per_worker(config.threads, config.workers),
@@ -705,11 +747,8 @@ def run_study(config: StudyConfig) -> int:
         heartbeat_interval=config.heartbeat_interval,
         grace_period=config.heartbeat_grace,
     )
-    try:
-        dataproxy_bin = find_binary("dataproxy", config.dataproxy_bin)
-        find_binary("dataproxy-trial", config.trial_bin)
-    except BinaryNotFound as e:
-        raise StudyError(str(e)) from None
+    dataproxy_bin = find_binary("dataproxy", config.dataproxy_bin)
+    find_binary("dataproxy-trial", config.trial_bin)
     _say(f"experiment folder {config.experiment}")
     if config.calibrate and not config.manifest:
         config = _calibrate(config, dataproxy_bin)
@@ -775,5 +814,5 @@ def worker_process_main(settings: str) -> int:
     except KeyboardInterrupt:
         _say(f"worker {os.getpid()} interrupted")
         return 130
-    except (StudyError, BinaryNotFound, SpaceError) as e:
+    except DataproxyError as e:
         return report_error(e)
