@@ -209,16 +209,58 @@ def test_bad_storage_is_a_clear_error(tmp_path, storage, message):
     assert message in result.stderr
     assert "secret" not in result.stderr
     assert "Traceback" not in result.stderr
-    assert result.stderr.startswith("dataproxy-optuna: error:")
+    errors = [x for x in result.stderr.splitlines() if not x.startswith("dataproxy-optuna: warn")]
+    assert errors[0].startswith("dataproxy-optuna: error:")
 
 
-def test_bad_space_is_a_clear_error(tmp_path):
-    bad = tmp_path / "bad.yaml"
-    bad.write_text("name: x\nfamily: resnet\nparameters: [{name: B, choices: [8, 8]}]\n")
-    result = run_cli(tmp_path, space=bad)
+def test_a_password_on_the_command_line_is_warned_about(tmp_path):
+    result = run_cli(tmp_path, "--storage", "postgresql://user:secret@127.0.0.1:1/db")
+    assert result.stderr.startswith("dataproxy-optuna: warning: the password in --storage")
+    assert "--storage-file" in result.stderr and "secret" not in result.stderr
+    no_password = run_cli(tmp_path, "--storage", "postgresql://user@127.0.0.1:1/db")
+    assert "warning" not in no_password.stderr
+
+
+def test_the_storage_url_can_come_from_a_private_file(tmp_path):
+    url = f"sqlite:///{tmp_path / 'from-file.db'}"
+    path = tmp_path / "storage-url"
+    path.write_text(url + "\n")
+    path.chmod(0o600)
+    result = run_cli(tmp_path, "--n-trials", "2", "--storage-file", str(path), "--workers", "2")
+    assert result.returncode == 0, result.stderr
+    assert "warning" not in result.stderr
+    study = optuna.load_study(study_name="s", storage=url)
+    assert [t.state for t in study.trials].count(TrialState.COMPLETE) >= 2
+    assert not (tmp_path / "exp" / "study.db").exists()
+
+
+def test_a_storage_file_others_may_read_is_refused(tmp_path):
+    path = tmp_path / "storage-url"
+    path.write_text(f"sqlite:///{tmp_path / 'x.db'}\n")
+    path.chmod(0o644)
+    result = run_cli(tmp_path, "--storage-file", str(path))
     assert result.returncode == 2
-    assert "search space" in result.stderr and "appears twice" in result.stderr
-    assert "Traceback" not in result.stderr
+    assert "readable by other users (mode 644)" in result.stderr
+    assert f"chmod 600 {path}" in result.stderr and "Traceback" not in result.stderr
+    assert not (tmp_path / "x.db").exists()
+
+
+def test_the_storage_url_can_come_from_the_environment(tmp_path):
+    url = f"sqlite:///{tmp_path / 'from-env.db'}"
+    result = run_cli(tmp_path, "--n-trials", "1", env={"DATAPROXY_OPTUNA_STORAGE": url})
+    assert result.returncode == 0, result.stderr
+    assert len(optuna.load_study(study_name="s", storage=url).trials) == 1
+
+
+def test_eval_subset_reaches_every_trial(tmp_path):
+    argv_file = tmp_path / "argv.jsonl"
+    result = run_cli(
+        tmp_path, "--n-trials", "2", "--eval-subset", "50", env={"FAKE_ARGVFILE": str(argv_file)}
+    )
+    assert result.returncode == 0, result.stderr
+    runs = [json.loads(x) for x in argv_file.read_text().splitlines()]
+    assert len(runs) == 2
+    assert all(r[r.index("--eval-subset") + 1] == "50" for r in runs)
 
 
 def test_generation_failure_is_a_clear_error(tmp_path):

@@ -60,6 +60,7 @@ def test_argv_lists_every_option():
         device="cpu",
         threads=2,
         seed=9,
+        eval_subset=0,
         extra_args=("--x", "1"),
     )
     argv = runner_argv(options, {"K": 3, "B": 16}, trial_id="7", spot_check=True)
@@ -75,6 +76,7 @@ def test_argv_lists_every_option():
     assert argv[argv.index("--epochs") + 1] == "3"
     assert argv[argv.index("--threads") + 1] == "2"
     assert argv[argv.index("--seed") + 1] == "9"
+    assert argv[argv.index("--eval-subset") + 1] == "0"  # 0 = the whole split: still passed
     assert argv[-2:] == ["--x", "1"]
     plain = runner_argv(
         RunnerOptions(binary="r", manifest="m", space_file="s", data_root="d"),
@@ -83,6 +85,7 @@ def test_argv_lists_every_option():
         spot_check=False,
     )
     assert "--spot-check" not in plain and "--epochs" not in plain and "--results" not in plain
+    assert "--eval-subset" not in plain
 
 
 def test_complete_trials_report_every_epoch_and_store_attrs(tmp_path):
