@@ -45,6 +45,7 @@ def main():
         "--report",
         "--threads",
         "--seed",
+        "--eval-subset",
     ):
         p.add_argument(name)
     p.add_argument("--epochs", type=int, default=3)
