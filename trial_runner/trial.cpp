@@ -204,7 +204,8 @@ class TrialObserver : public CandidateObserver {
       : events_(events), stop_(stop), nni_metrics_(nni_metrics), phase_(phase) {}
   void phase_started(CandidatePhase phase) override { phase_ = to_string(phase); }
   bool epoch_done(CandidatePhase phase, const EpochStats& s, int64_t epochs) override {
-    if (phase == CandidatePhase::kProxy && s.test_accuracy >= 0) proxy_curve.push_back(s.test_accuracy);
+    if (phase == CandidatePhase::kProxy && s.test_accuracy >= 0)
+      proxy_curve.push_back(s.test_accuracy);
     train_seconds += s.seconds;
     eval_seconds += s.eval_seconds;
     events_.emit(epoch_event(phase, s, epochs));
@@ -282,7 +283,9 @@ int run_trial(TrialSession& session, const TrialOptions& options, const std::ato
   const Clock::time_point main_started =
       options.main_started == Clock::time_point{} ? Clock::now() : options.main_started;
   TrialTiming timing;
-  auto elapsed = [&] { return options.startup_seconds + seconds_between(main_started, Clock::now()); };
+  auto elapsed = [&] {
+    return options.startup_seconds + seconds_between(main_started, Clock::now());
+  };
   // Closes the split at this moment and puts it on the record.
   auto stamp_timing = [&](TrialRecord& r) {
     timing.total = elapsed();
@@ -390,7 +393,8 @@ int run_trial(TrialSession& session, const TrialOptions& options, const std::ato
   auto interrupted = [&]() {
     const bool was_pruned = pruned != nullptr && pruned->load();
     rec.status = was_pruned ? "pruned" : "interrupted";
-    if (!rec.proxy_curve.empty() && !rec.proxy_accuracy) rec.proxy_accuracy = rec.proxy_curve.back();
+    if (!rec.proxy_curve.empty() && !rec.proxy_accuracy)
+      rec.proxy_accuracy = rec.proxy_curve.back();
     rec.finished = utc_now();
     stamp_timing(rec);
     if (store) store->append(rec);
@@ -526,10 +530,11 @@ namespace {
 // One request line of `--serve` onto a trial's options; throws InvalidInput saying what is wrong.
 void apply_request(const std::string& line, TrialOptions& o) {
   json request = json::parse(line, nullptr, false);
-  DATAPROXY_CHECK(!request.is_discarded() && request.is_object(), InvalidInput,
-                  "a request must be one JSON object on one line, such as {\"params\": {\"B\": 16}, "
-                  "\"trial_id\": \"7\"}; got '"
-                      << line.substr(0, 120) << "'");
+  DATAPROXY_CHECK(
+      !request.is_discarded() && request.is_object(), InvalidInput,
+      "a request must be one JSON object on one line, such as {\"params\": {\"B\": 16}, "
+      "\"trial_id\": \"7\"}; got '"
+          << line.substr(0, 120) << "'");
   auto count = [&](const char* key, const json& v, int64_t& out) {
     DATAPROXY_CHECK(v.is_number_integer() && v.get<int64_t>() >= 0, InvalidInput,
                     "request key \"" << key << "\" must be an integer >= 0, got " << v.dump());
@@ -552,11 +557,10 @@ void apply_request(const std::string& line, TrialOptions& o) {
       o.trial_id = v.is_number_integer() ? std::to_string(v.get<int64_t>()) : text("trial_id", v);
     } else if (key == "framework") {
       o.framework = text("framework", v);
-      DATAPROXY_CHECK(o.framework == "nni" || o.framework == "optuna" ||
-                          o.framework == "standalone",
-                      InvalidInput,
-                      "request key \"framework\" must be nni, optuna or standalone, got "
-                          << v.dump());
+      DATAPROXY_CHECK(
+          o.framework == "nni" || o.framework == "optuna" || o.framework == "standalone",
+          InvalidInput,
+          "request key \"framework\" must be nni, optuna or standalone, got " << v.dump());
     } else if (key == "spot_check") {
       DATAPROXY_CHECK(v.is_boolean(), InvalidInput,
                       "request key \"spot_check\" must be true or false, got " << v.dump());

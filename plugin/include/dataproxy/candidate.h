@@ -55,10 +55,10 @@ struct CandidateOutcome {
   /// config, config_id, macs, params, device, the accuracies, seconds and curves of the phases
   /// run, spot_check, `training`, `data`'s sizes, `correct` when asked, and the timing's
   /// train/eval/eval_subset/eval_final. status is "complete", or "interrupted" when stopped
-  /// by the observer (the proxy accuracy is then the last epoch's, if any). The caller sets the identity
-  /// (trial_id, framework, manifest_key, data's names) and the rest of the timing.
+  /// by the observer (the proxy accuracy is then the last epoch's, if any). The caller sets the
+  /// identity (trial_id, framework, manifest_key, data's names) and the rest of the timing.
   TrialRecord record;
-  bool stopped = false;  ///< the observer asked to stop
+  bool stopped = false;                                ///< the observer asked to stop
   CandidatePhase stopped_in = CandidatePhase::kProxy;  ///< with `stopped`
 };
 

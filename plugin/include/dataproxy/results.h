@@ -37,14 +37,14 @@ struct TrainingInfo {
   /// Epochs of a full-data run (the space's or the caller's); in step mode, the epochs the last
   /// phase's steps spanned.
   int64_t epochs = 0;
-  int64_t proxy_epochs = 0;       ///< epochs of the proxy phase; 0 = no proxy phase
-  int64_t steps = 0;              ///< optimizer steps of the last phase trained
-  int64_t samples_seen = 0;       ///< training images of the last phase (steps x batch)
-  uint64_t seed = 0;              ///< seed of the weights, shuffling and augmentation
-  int threads = 0;                ///< CPU threads in force
-  std::string memory_format;      ///< "channels-last" or "contiguous": the layout used
-  std::string tool_version;       ///< dataproxy version that trained it
-  std::vector<double> full_curve; ///< test accuracy of the evaluated full-data epochs
+  int64_t proxy_epochs = 0;        ///< epochs of the proxy phase; 0 = no proxy phase
+  int64_t steps = 0;               ///< optimizer steps of the last phase trained
+  int64_t samples_seen = 0;        ///< training images of the last phase (steps x batch)
+  uint64_t seed = 0;               ///< seed of the weights, shuffling and augmentation
+  int threads = 0;                 ///< CPU threads in force
+  std::string memory_format;       ///< "channels-last" or "contiguous": the layout used
+  std::string tool_version;        ///< dataproxy version that trained it
+  std::vector<double> full_curve;  ///< test accuracy of the evaluated full-data epochs
 
   json to_json() const;
   static TrainingInfo from_json(const json& j);
@@ -53,19 +53,19 @@ struct TrainingInfo {
 /// What a candidate was trained and evaluated on (serialised as "data"). Zero or empty: not
 /// known. The sizes are those of the last phase trained.
 struct DataInfo {
-  std::string dataset;      ///< load_dataset() name
-  std::string space;        ///< the search space's name
-  std::string space_file;   ///< the search-space YAML as given
-  std::string space_hash;   ///< SearchSpace::content_hash()
-  std::string manifest;     ///< the proxy's manifest.json (its key is TrialRecord::manifest_key)
-  std::string method;       ///< the proxy's selection method
-  double ratio = 0;         ///< the proxy's fraction of the training data
+  std::string dataset;        ///< load_dataset() name
+  std::string space;          ///< the search space's name
+  std::string space_file;     ///< the search-space YAML as given
+  std::string space_hash;     ///< SearchSpace::content_hash()
+  std::string manifest;       ///< the proxy's manifest.json (its key is TrialRecord::manifest_key)
+  std::string method;         ///< the proxy's selection method
+  double ratio = 0;           ///< the proxy's fraction of the training data
   int64_t sampling_seed = 0;  ///< the proxy's seed
-  int64_t max_train = 0;    ///< first N training samples loaded; 0 = all
-  int64_t max_test = 0;     ///< first N test samples loaded; 0 = all
-  int64_t train_size = 0;   ///< samples trained on
-  int64_t test_size = 0;    ///< samples behind the final accuracy
-  int64_t num_classes = 0;  ///< the network's outputs
+  int64_t max_train = 0;      ///< first N training samples loaded; 0 = all
+  int64_t max_test = 0;       ///< first N test samples loaded; 0 = all
+  int64_t train_size = 0;     ///< samples trained on
+  int64_t test_size = 0;      ///< samples behind the final accuracy
+  int64_t num_classes = 0;    ///< the network's outputs
 
   json to_json() const;
   static DataInfo from_json(const json& j);

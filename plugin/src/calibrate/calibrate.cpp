@@ -11,6 +11,7 @@
 #include <set>
 #include <sstream>
 
+#include "dataproxy/candidate.h"
 #include "dataproxy/error.h"
 #include "dataproxy/files.h"
 #include "dataproxy/manifest.h"

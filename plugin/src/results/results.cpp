@@ -110,7 +110,8 @@ const json& group(const json& j, const char* key) {
 // "evaluation_size"). Keys of a type this does not expect are left out, not refused.
 void legacy_extra(const json& extra, TrialRecord& r) {
   auto text = [&](const char* key, std::string& out) {
-    if (auto it = extra.find(key); it != extra.end() && it->is_string()) out = it->get<std::string>();
+    if (auto it = extra.find(key); it != extra.end() && it->is_string())
+      out = it->get<std::string>();
   };
   auto integer = [&](const char* key, auto& out) {
     if (auto it = extra.find(key); it != extra.end() && it->is_number_integer()) {
@@ -246,10 +247,14 @@ TrialTiming TrialTiming::from_json(const json& j) {
 }
 
 json TrainingInfo::to_json() const {
-  return {{"epochs", epochs},         {"proxy_epochs", proxy_epochs},
-          {"steps", steps},           {"samples_seen", samples_seen},
-          {"seed", seed},             {"threads", threads},
-          {"memory_format", memory_format}, {"tool_version", tool_version},
+  return {{"epochs", epochs},
+          {"proxy_epochs", proxy_epochs},
+          {"steps", steps},
+          {"samples_seen", samples_seen},
+          {"seed", seed},
+          {"threads", threads},
+          {"memory_format", memory_format},
+          {"tool_version", tool_version},
           {"full_curve", full_curve}};
 }
 
@@ -270,12 +275,18 @@ TrainingInfo TrainingInfo::from_json(const json& j) {
 }
 
 json DataInfo::to_json() const {
-  return {{"dataset", dataset},     {"space", space},
-          {"space_file", space_file}, {"space_hash", space_hash},
-          {"manifest", manifest},   {"method", method},
-          {"ratio", ratio},         {"sampling_seed", sampling_seed},
-          {"max_train", max_train}, {"max_test", max_test},
-          {"train_size", train_size}, {"test_size", test_size},
+  return {{"dataset", dataset},
+          {"space", space},
+          {"space_file", space_file},
+          {"space_hash", space_hash},
+          {"manifest", manifest},
+          {"method", method},
+          {"ratio", ratio},
+          {"sampling_seed", sampling_seed},
+          {"max_train", max_train},
+          {"max_test", max_test},
+          {"train_size", train_size},
+          {"test_size", test_size},
           {"num_classes", num_classes}};
 }
 

@@ -104,8 +104,8 @@ CandidateOutcome train_candidate(const SearchSpace& space, const Config& config,
     (proxy ? rec.proxy_accuracy : rec.full_accuracy) = r.final_accuracy;
     rec.timing->eval_final = r.final_eval_samples;
     if (options.record_correct && r.final_correct.defined()) {
-      rec.correct = Correctness{proxy ? "evaluation" : "test",
-                                base64_encode(pack_bits(r.final_correct))};
+      rec.correct =
+          Correctness{proxy ? "evaluation" : "test", base64_encode(pack_bits(r.final_correct))};
     }
     return true;
   };
@@ -121,7 +121,8 @@ CandidateOutcome train_candidate(const SearchSpace& space, const Config& config,
   if (out.stopped) {
     out.stopped_in = phase;
     rec.status = "interrupted";
-    if (!rec.proxy_curve.empty() && !rec.proxy_accuracy) rec.proxy_accuracy = rec.proxy_curve.back();
+    if (!rec.proxy_curve.empty() && !rec.proxy_accuracy)
+      rec.proxy_accuracy = rec.proxy_curve.back();
   } else {
     rec.status = "complete";
   }

@@ -95,12 +95,14 @@ TEST(MergeCandidates, MergesByConfigAndAddsProbes) {
 // The report ranks exactly the pairs the trial runner correlates (pair_candidates), edge cases
 // included, and its table shows the paired accuracies.
 TEST(BuildReport, RanksThePairsOfPairCandidates) {
-  std::vector<TrialRecord> records = {
-      record("a", 0.50, 0.70), record("a", 0.60, std::nullopt),    // duplicated configuration
-      record("light", 0.55, 0.85),                                 // spot-checked probe
-      record("heavy", 0.65, std::nullopt),                         // probe, no spot check
-      record("b", 0.40, 0.60), record("c", 0.45, 0.75),            // pruned, failed
-      record("d", 0.30, 0.65), record("e", 0.35, std::nullopt)};  // another proxy; full only
+  std::vector<TrialRecord> records = {record("a", 0.50, 0.70),
+                                      record("a", 0.60, std::nullopt),  // duplicated configuration
+                                      record("light", 0.55, 0.85),      // spot-checked probe
+                                      record("heavy", 0.65, std::nullopt),  // probe, no spot check
+                                      record("b", 0.40, 0.60),
+                                      record("c", 0.45, 0.75),  // pruned, failed
+                                      record("d", 0.30, 0.65),
+                                      record("e", 0.35, std::nullopt)};  // another proxy; full only
   records[4].status = "pruned";
   records[5].status = "failed";
   records[6].manifest_key = "key2";
@@ -110,7 +112,8 @@ TEST(BuildReport, RanksThePairsOfPairCandidates) {
   const json manifest = manifest_with_probes();
   PairingManifest pm;
   pm.key = "key1";
-  for (const auto& p : manifest["probes"]) pm.probes.emplace_back(p["config_id"], p["test_accuracy"]);
+  for (const auto& p : manifest["probes"])
+    pm.probes.emplace_back(p["config_id"], p["test_accuracy"]);
   const auto pairs = pair_candidates(records, pm);
   ASSERT_EQ(pairs.size(), 3u);  // a, heavy, light
 

@@ -331,7 +331,6 @@ TEST(UtcNow, IsIso8601Utc) {
       << utc_now();
 }
 
-
 TrialRecord pairing_record(const std::string& config_id, std::optional<double> proxy,
                            std::optional<double> full, const std::string& status = "complete",
                            const std::string& key = "k1") {
@@ -347,16 +346,16 @@ TrialRecord pairing_record(const std::string& config_id, std::optional<double> p
 
 TEST(PairCandidates, CountsCompleteRecordsOfTheManifestAndFallsBackToProbes) {
   const std::vector<TrialRecord> records = {
-      pairing_record("a", 0.60, 0.80),                        // a spot check
-      pairing_record("a", 0.70, std::nullopt),                // a repeat: means
-      pairing_record("b", 0.50, std::nullopt),                // a probe's configuration
-      pairing_record("c", 0.40, 0.90, "pruned"),              // pruned: never counts
-      pairing_record("d", 0.30, 0.70, "failed"),              // failed: never counts
-      pairing_record("e", std::nullopt, 0.75),                // spot check without proxy run
+      pairing_record("a", 0.60, 0.80),                            // a spot check
+      pairing_record("a", 0.70, std::nullopt),                    // a repeat: means
+      pairing_record("b", 0.50, std::nullopt),                    // a probe's configuration
+      pairing_record("c", 0.40, 0.90, "pruned"),                  // pruned: never counts
+      pairing_record("d", 0.30, 0.70, "failed"),                  // failed: never counts
+      pairing_record("e", std::nullopt, 0.75),                    // spot check without proxy run
       pairing_record("f", 0.45, std::nullopt, "complete", "k2"),  // another proxy
       pairing_record("f", std::nullopt, 0.65, "complete", ""),    // full data, any proxy
-      pairing_record("g", 0.55, 0.85, "complete", "k2"),      // full counts, proxy does not
-      pairing_record("", 0.20, 0.30),                         // no config id
+      pairing_record("g", 0.55, 0.85, "complete", "k2"),          // full counts, proxy does not
+      pairing_record("", 0.20, 0.30),                             // no config id
   };
   PairingManifest m;
   m.key = "k1";

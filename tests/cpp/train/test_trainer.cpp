@@ -3,8 +3,8 @@
 #include <cmath>
 #include <sstream>
 
-#include "dataproxy/error.h"
 #include "dataproxy/candidate.h"
+#include "dataproxy/error.h"
 #include "dataproxy/trainer.h"
 #include "synthetic.h"
 
@@ -455,7 +455,6 @@ TEST(Threads, ConfiguresTheCount) {
   EXPECT_THROW(configure_threads(-1), InvalidInput);
   configure_threads(2);
 }
-
 
 // train_candidate(): the one train-and-record loop of the trial runner, evaluate and calibrate.
 class CandidateTest : public TrainerTest {

@@ -13,6 +13,10 @@ not trained again: the earlier trial's result stands (reuse_duplicates). The ret
 the proxy accuracy; user_attrs hold proxy_accuracy, full_accuracy, spot_check, manifest_key and
 the running rank correlation. A runner that fails raises RunnerFailed after storing its exit
 code and stderr tail in user_attrs (so `catch=(RunnerFailed,)` records FAIL and goes on).
+
+By default (RunnerOptions.serve) each worker thread keeps one `dataproxy-trial --serve`, which
+trains its trials one after another with the data in memory; pruning then stops the current
+candidate only. The same seeds give the same accuracies as one process per trial.
 """
 
 from __future__ import annotations
