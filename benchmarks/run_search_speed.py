@@ -102,6 +102,7 @@ def runner_options(args, manifest: Path, results: Path) -> RunnerOptions:
         threads=args.threads,
         seed=args.seed,
         eval_subset=args.eval_subset,
+        serve=args.serve,
     )
 
 
@@ -217,6 +218,13 @@ def main() -> int:
     parser.add_argument("--work", type=Path, default=None, help="scratch folder (default: a temp)")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
     parser.add_argument("--note", default="", help="free text for the report (e.g. 'small check')")
+    parser.add_argument(
+        "--serve",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="one `dataproxy-trial --serve` per study (the Optuna default); --no-serve: one "
+        "process per trial, as before",
+    )
     args = parser.parse_args()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -263,6 +271,7 @@ def main() -> int:
         "load_after": load_after,
         "contended": contended,
         "note": args.note,
+        "serve": args.serve,
         "settings": {
             k: (str(v) if isinstance(v, Path) else v)
             for k, v in vars(args).items()
@@ -291,7 +300,13 @@ def markdown(r: dict) -> str:
         f"Setting: {s['dataset']}, first {s['max_train']} train / {s['max_test']} test, "
         f"space {Path(s['space']).name}, {s['epochs']} epochs, {s['trials']} Optuna trials "
         f"(TPE seed {s['seed']}, median pruner), {s['threads']} threads, eval subset "
-        f"{s['eval_subset']}." + (f" Note: {r['note']}" if r["note"] else ""),
+        f"{s['eval_subset']}; "
+        + (
+            "one `dataproxy-trial --serve` per study."
+            if r.get("serve", False)
+            else "one `dataproxy-trial` process per trial."
+        )
+        + (f" Note: {r['note']}" if r["note"] else ""),
         "",
         "| search | wall s | training s | startup s | data s | eval s | trials | states |",
         "|---|---|---|---|---|---|---|---|",

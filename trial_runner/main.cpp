@@ -26,6 +26,9 @@ namespace {
 
 std::atomic<bool> g_stop{false};
 std::atomic<bool> g_pruned{false};
+// --serve only.
+std::atomic<bool> g_shutdown{false};
+std::atomic<bool> g_busy{false};
 
 // First signal: finish at the next epoch boundary. Second: leave at once.
 extern "C" void on_signal(int) {
@@ -36,6 +39,29 @@ extern "C" void on_signal(int) {
 extern "C" void on_prune_signal(int) {
   if (!g_stop.load()) g_pruned.store(true);
   on_signal(SIGUSR1);
+}
+
+// --serve: SIGUSR1 prunes the current candidate only; SIGINT/SIGTERM stop the current one and
+// then the server, at once when it is waiting for a request.
+extern "C" void on_serve_prune_signal(int) {
+  if (!g_stop.load()) g_pruned.store(true);
+  g_stop.store(true);
+}
+
+extern "C" void on_serve_signal(int) {
+  if (g_shutdown.exchange(true) || !g_busy.load()) ::_exit(130);
+  g_stop.store(true);
+}
+
+void install_serve_signal_handlers() {
+  struct sigaction sa {};
+  sigemptyset(&sa.sa_mask);
+  sa.sa_flags = SA_RESTART;  // a prune signal must not break the wait for the next request
+  sa.sa_handler = on_serve_signal;
+  sigaction(SIGINT, &sa, nullptr);
+  sigaction(SIGTERM, &sa, nullptr);
+  sa.sa_handler = on_serve_prune_signal;
+  sigaction(SIGUSR1, &sa, nullptr);
 }
 
 void install_signal_handlers() {
@@ -65,11 +91,15 @@ int run(int argc, char** argv, double startup_seconds,
   o.main_started = main_started;
   std::string manifest, space, data_root, params, params_file, results, report = "auto",
                                                                         memory_format = "auto";
+  bool serve = false;
   po::options_description desc(
       "dataproxy-trial: train one candidate on a data proxy (and on the full data for a spot "
       "check)\nUsage: dataproxy-trial --manifest PATH --space YAML --data-root DIR "
-      "[--params JSON | --params-file FILE] [options]\nWithout --params and --params-file, a "
-      "trial started by NNI (NNI_PLATFORM set) receives its parameters from NNI.\nOptions");
+      "[--params JSON | --params-file FILE] [options]\n       dataproxy-trial --serve --space "
+      "YAML --data-root DIR [options] < requests\nWithout --params and --params-file, a "
+      "trial started by NNI (NNI_PLATFORM set) receives its parameters from NNI.\nWith --serve, "
+      "each stdin line is a request {\"params\": {...}, \"trial_id\": ..., \"spot_check\": "
+      "...}; the data stay in memory between candidates.\nOptions");
   // clang-format off
   desc.add_options()
       ("help,h", "show this help")
@@ -77,6 +107,9 @@ int run(int argc, char** argv, double startup_seconds,
       ("manifest", po::value(&manifest), "proxy manifest.json or its folder (or sent by the tuner)")
       ("space", po::value(&space), "search-space YAML file")
       ("data-root", po::value(&data_root), "folder holding the datasets")
+      ("serve", po::bool_switch(&serve),
+       "train candidate after candidate: one JSON request per stdin line (params and per-trial "
+       "settings), JSON Lines out; SIGUSR1 prunes the current candidate only")
       ("params", po::value(&params), "the candidate's parameters as a JSON object")
       ("params-file", po::value(&params_file), "file holding the parameters' JSON object")
       ("spot-check", po::bool_switch(&o.spot_check), "also train on the full data")
@@ -137,6 +170,16 @@ int run(int argc, char** argv, double startup_seconds,
   if (!params.empty()) o.params = parse_params(params, "--params");
   if (!params_file.empty()) {
     o.params = parse_params(dataproxy::read_file(params_file), "--params-file " + params_file);
+  }
+  if (serve) {
+    DATAPROXY_CHECK(o.params == std::nullopt, InvalidInput,
+                    "--serve reads the parameters from stdin, one request a line; drop --params "
+                    "and --params-file");
+    DATAPROXY_CHECK(o.report != dataproxy::ReportMode::quiet, InvalidInput,
+                    "--serve answers on stdout; --report quiet would leave it silent");
+    install_serve_signal_handlers();
+    return dataproxy::trial::serve(o, std::cin, std::cout, g_stop, g_pruned,
+                                   {&g_shutdown, &g_busy});
   }
   return dataproxy::trial::run_trial(o, g_stop, std::cout, &g_pruned);
 }

@@ -10,6 +10,7 @@
 #include <memory>
 #include <sstream>
 
+#include "dataproxy/candidate.h"
 #include "dataproxy/dataset.h"
 #include "dataproxy/error.h"
 #include "dataproxy/model.h"
@@ -158,43 +159,21 @@ ReservedSettings take_reserved(json& params) {
   return s;
 }
 
+PairingManifest pairing_of(const Manifest& manifest) {
+  PairingManifest m;
+  m.key = manifest.key;
+  for (const ProbeRecord& p : manifest.probes) m.probes.emplace_back(p.config_id, p.test_accuracy);
+  return m;
+}
+
 SpotCheckSummary summarize_spot_checks(const std::vector<TrialRecord>& records,
                                        const Manifest& manifest) {
-  struct Sums {
-    double proxy = 0, full = 0;
-    int64_t n_proxy = 0, n_full = 0;
-  };
-  std::map<std::string, Sums> by_config;
-  for (const TrialRecord& r : records) {
-    if (r.status != "complete" || r.manifest_key != manifest.key || r.config_id.empty()) continue;
-    Sums& s = by_config[r.config_id];
-    if (r.proxy_accuracy) {
-      s.proxy += *r.proxy_accuracy;
-      ++s.n_proxy;
-    }
-    if (r.spot_check && r.full_accuracy) {
-      s.full += *r.full_accuracy;
-      ++s.n_full;
-    }
-  }
-  std::map<std::string, double> probe_full;
-  for (const ProbeRecord& p : manifest.probes) probe_full[p.config_id] = p.test_accuracy;
-
   SpotCheckSummary out;
-  for (const auto& [config_id, s] : by_config) {
-    if (s.n_proxy == 0) continue;
-    double full;
-    if (s.n_full > 0) {
-      full = s.full / static_cast<double>(s.n_full);
-    } else if (auto it = probe_full.find(config_id); it != probe_full.end()) {
-      full = it->second;
-      ++out.probes_used;
-    } else {
-      continue;
-    }
-    out.config_ids.push_back(config_id);
-    out.proxy.push_back(s.proxy / static_cast<double>(s.n_proxy));
-    out.full.push_back(full);
+  for (const CandidatePair& p : pair_candidates(records, pairing_of(manifest))) {
+    out.config_ids.push_back(p.config_id);
+    out.proxy.push_back(p.proxy);
+    out.full.push_back(p.full);
+    if (p.full_from_probe) ++out.probes_used;
   }
   out.spearman = spearman(out.proxy, out.full);
   out.kendall = kendall_tau_b(out.proxy, out.full);
@@ -203,9 +182,9 @@ SpotCheckSummary summarize_spot_checks(const std::vector<TrialRecord>& records,
 
 namespace {
 
-json epoch_event(const char* phase, const EpochStats& s, int64_t epochs) {
+json epoch_event(CandidatePhase phase, const EpochStats& s, int64_t epochs) {
   return {{"event", "epoch"},
-          {"phase", phase},
+          {"phase", to_string(phase)},
           {"epoch", s.epoch},
           {"epochs", epochs},
           {"test_accuracy", s.test_accuracy},
@@ -217,21 +196,103 @@ json epoch_event(const char* phase, const EpochStats& s, int64_t epochs) {
           {"images_per_second", s.images_per_second}};
 }
 
+// Per-epoch events, NNI's intermediate metrics, and the stop flag, for train_candidate().
+class TrialObserver : public CandidateObserver {
+ public:
+  TrialObserver(EventStream& events, const std::atomic<bool>& stop,
+                nni::MetricReporter* nni_metrics, std::string& phase)
+      : events_(events), stop_(stop), nni_metrics_(nni_metrics), phase_(phase) {}
+  void phase_started(CandidatePhase phase) override { phase_ = to_string(phase); }
+  bool epoch_done(CandidatePhase phase, const EpochStats& s, int64_t epochs) override {
+    if (phase == CandidatePhase::kProxy && s.test_accuracy >= 0)
+      proxy_curve.push_back(s.test_accuracy);
+    train_seconds += s.seconds;
+    eval_seconds += s.eval_seconds;
+    events_.emit(epoch_event(phase, s, epochs));
+    if (phase == CandidatePhase::kProxy && nni_metrics_ && s.test_accuracy >= 0 && !stop_) {
+      nni_metrics_->intermediate(s.test_accuracy);
+    }
+    return !stop_.load();
+  }
+
+  // What a candidate stopped by an exception did before it.
+  std::vector<double> proxy_curve;
+  double train_seconds = 0;
+  double eval_seconds = 0;
+
+ private:
+  EventStream& events_;
+  const std::atomic<bool>& stop_;
+  nni::MetricReporter* nni_metrics_;
+  std::string& phase_;
+};
+
 }  // namespace
+
+// The data of one manifest, loaded once and kept while candidates of that manifest come.
+struct TrialSession::Loaded {
+  fs::path manifest_file;
+  Manifest manifest;
+  fs::path data_root;
+  DatasetSplits splits;
+  Dataset proxy_train, proxy_test, ranking_test;
+};
+
+TrialSession::TrialSession(const fs::path& space_file)
+    : space_file_(space_file), space_(SearchSpace::load(space_file)) {}
+TrialSession::~TrialSession() = default;
+
+const Manifest& TrialSession::manifest(const fs::path& path) {
+  const fs::path file = manifest_file(path);
+  if (!loaded_ || !same_path(loaded_->manifest_file, file)) {
+    Manifest m = load_manifest(path);
+    DATAPROXY_CHECK(m.space_hash == space_.content_hash(), InvalidInput,
+                    "the manifest " << file << " was built for search space '" << m.space_name
+                                    << "' (hash " << m.space_hash.substr(0, 12) << "), not for "
+                                    << space_file_ << " (hash "
+                                    << space_.content_hash().substr(0, 12)
+                                    << "); generate a proxy for this space or pass the space "
+                                       "file it was built from");
+    loaded_.reset(new Loaded{file, std::move(m), {}, {}, {}, {}, {}});
+  }
+  return loaded_->manifest;
+}
+
+bool TrialSession::data_loaded() const { return loaded_ && !loaded_->data_root.empty(); }
+
+void TrialSession::load_data(const fs::path& data_root) {
+  DATAPROXY_CHECK(loaded_, RuntimeFailure, "load_data() before manifest() (a bug)");
+  if (data_loaded() && loaded_->data_root == data_root) return;
+  Loaded& l = *loaded_;
+  l.splits = load_dataset(l.manifest.dataset, data_root, l.manifest.load_options);
+  check_dataset(l.manifest, l.splits.train);
+  l.proxy_train = proxy_train_set(l.manifest, l.splits.train);
+  l.proxy_test = proxy_test_set(l.manifest, l.splits.test);
+  l.ranking_test = ranking_test_set(l.manifest, l.splits.test);
+  l.data_root = data_root;
+}
 
 int run_trial(const TrialOptions& options, const std::atomic<bool>& stop, std::ostream& out,
               const std::atomic<bool>* pruned) {
+  TrialSession session(options.space);
+  return run_trial(session, options, stop, out, pruned);
+}
+
+int run_trial(TrialSession& session, const TrialOptions& options, const std::atomic<bool>& stop,
+              std::ostream& out, const std::atomic<bool>* pruned) {
   const Clock::time_point main_started =
       options.main_started == Clock::time_point{} ? Clock::now() : options.main_started;
   TrialTiming timing;
-  Clock::time_point data_started = main_started;
+  auto elapsed = [&] {
+    return options.startup_seconds + seconds_between(main_started, Clock::now());
+  };
   // Closes the split at this moment and puts it on the record.
   auto stamp_timing = [&](TrialRecord& r) {
-    timing.total = options.startup_seconds + seconds_between(main_started, Clock::now());
+    timing.total = elapsed();
     r.timing = timing;
   };
   EventStream events(out, options.report != ReportMode::quiet);
-  const SearchSpace space = SearchSpace::load(options.space);
+  const SearchSpace& space = session.space();
 
   // Parameters: given, or from NNI.
   nni::TrialEnv env = nni::TrialEnv::from_environment();
@@ -274,15 +335,7 @@ int run_trial(const TrialOptions& options, const std::atomic<bool>& stop, std::o
                   "'dataproxy generate'), or let the tuner send it in \""
                       << kReservedKey << "\"");
   const fs::path results_dir = pick_path(options.results, reserved.results, "--results", false);
-  const Manifest manifest = load_manifest(manifest_path);
-  DATAPROXY_CHECK(manifest.space_hash == space.content_hash(), InvalidInput,
-                  "the manifest " << manifest_file(manifest_path) << " was built for search space '"
-                                  << manifest.space_name << "' (hash "
-                                  << manifest.space_hash.substr(0, 12) << "), not for "
-                                  << options.space << " (hash "
-                                  << space.content_hash().substr(0, 12)
-                                  << "); generate a proxy for this space or pass the space file "
-                                     "it was built from");
+  const Manifest& manifest = session.manifest(manifest_path);
 
   const int64_t epochs = options.epochs > 0 ? options.epochs : space.training().epochs;
   const int64_t proxy_epochs =
@@ -290,6 +343,7 @@ int run_trial(const TrialOptions& options, const std::atomic<bool>& stop, std::o
   std::unique_ptr<ResultsStore> store;
   if (!results_dir.empty()) store = std::make_unique<ResultsStore>(results_dir);
 
+  // What the record says before training: who asked, and on what.
   TrialRecord rec;
   rec.trial_id = trial_id;
   rec.parameter_id = record.parameter_id;
@@ -298,16 +352,27 @@ int run_trial(const TrialOptions& options, const std::atomic<bool>& stop, std::o
   rec.config_id = config_id;
   rec.spot_check = spot_check;
   rec.manifest_key = manifest.key;
-  rec.extra = {{"epochs", epochs},
-               {"proxy_epochs", proxy_epochs},
-               {"seed", options.seed},
-               {"manifest", manifest_file(manifest_path).string()},
-               {"space", options.space.string()}};
-  if (env.active()) {
-    rec.extra["nni"] = {{"experiment_id", env.experiment_id},
-                        {"trial_job_id", env.trial_job_id},
-                        {"seq_id", env.seq_id}};
-  }
+  rec.training.epochs = epochs;
+  rec.training.proxy_epochs = proxy_epochs;
+  rec.training.seed = options.seed;
+  auto describe = [&](TrialRecord& r) {
+    r.trial_id = trial_id;
+    r.parameter_id = record.parameter_id;
+    r.framework = framework;
+    r.manifest_key = manifest.key;
+    r.data.dataset = manifest.dataset;
+    r.data.space = space.name();
+    r.data.space_file = options.space.string();
+    r.data.space_hash = space.content_hash();
+    r.data.manifest = manifest_file(manifest_path).string();
+    r.data.method = manifest.method;
+    r.data.ratio = manifest.ratio;
+    r.data.sampling_seed = static_cast<int64_t>(manifest.seed);
+    r.data.max_train = manifest.load_options.max_train;
+    r.data.max_test = manifest.load_options.max_test;
+    if (env.active()) r.nni = NniTrial{env.experiment_id, env.trial_job_id, env.seq_id};
+  };
+  describe(rec);
   std::optional<nni::MetricReporter> nni_metrics;
   if (channel) nni_metrics.emplace(*channel, env.trial_job_id, record.parameter_id);
 
@@ -328,7 +393,8 @@ int run_trial(const TrialOptions& options, const std::atomic<bool>& stop, std::o
   auto interrupted = [&]() {
     const bool was_pruned = pruned != nullptr && pruned->load();
     rec.status = was_pruned ? "pruned" : "interrupted";
-    if (!rec.proxy_curve.empty()) rec.proxy_accuracy = rec.proxy_curve.back();
+    if (!rec.proxy_curve.empty() && !rec.proxy_accuracy)
+      rec.proxy_accuracy = rec.proxy_curve.back();
     rec.finished = utc_now();
     stamp_timing(rec);
     if (store) store->append(rec);
@@ -340,78 +406,39 @@ int run_trial(const TrialOptions& options, const std::atomic<bool>& stop, std::o
     return was_pruned ? 0 : 130;
   };
 
+  TrialObserver observer(events, stop, nni_metrics ? &*nni_metrics : nullptr, phase);
   timing.eval_subset = options.eval_subset;
-  data_started = Clock::now();
+  const auto data_started = Clock::now();
   timing.startup = options.startup_seconds + seconds_between(main_started, data_started);
   try {
-    const DatasetSplits splits =
-        load_dataset(manifest.dataset, options.data_root, manifest.load_options);
-    check_dataset(manifest, splits.train);
-    const Dataset proxy_train = proxy_train_set(manifest, splits.train);
-    const Dataset proxy_test = proxy_test_set(manifest, splits.test);
-    const Dataset ranking_test = ranking_test_set(manifest, splits.test);
+    session.load_data(options.data_root);
     timing.data = seconds_between(data_started, Clock::now());
     if (stop) return interrupted();
-
-    const InputShape shape{splits.train.channels(), splits.train.height(), splits.train.width()};
-    const ModelCost cost = model_cost(space, config, shape, manifest.proxy_num_classes());
-    rec.macs = cost.macs;
-    rec.params = cost.params;
+    const TrialSession::Loaded& data = session.loaded();
 
     std::unique_ptr<Reporter> bar = progress_reporter(options.report);
     StopOnSignal progress(stop, bar.get());
-    TrainOptions train_options;
-    train_options.device = options.device;
-    train_options.threads = options.threads;
-    train_options.memory_format = options.memory_format;
-    train_options.seed = options.seed;
-    train_options.eval_subset = options.eval_subset;
-    train_options.epochs = proxy_epochs;
-    Trainer proxy_trainer(space.training(), train_options, progress);
-    train_options.epochs = epochs;
-    Trainer trainer(space.training(), train_options, progress);
-
-    // Proxy phase.
-    phase = "proxy";
-    seed_everything(options.seed);
-    auto model = build_model(space, config, shape, manifest.proxy_num_classes());
-    const TrainResult proxy_result =
-        proxy_trainer.fit(*model, proxy_train, proxy_test, [&](const EpochStats& s) {
-          rec.proxy_curve.push_back(s.test_accuracy);
-          timing.train += s.seconds;
-          timing.eval += s.eval_seconds;
-          events.emit(epoch_event("proxy", s, proxy_epochs));
-          if (nni_metrics && s.test_accuracy >= 0 && !stop) {
-            nni_metrics->intermediate(s.test_accuracy);
-          }
-          return !stop.load();
-        });
-    rec.device = proxy_result.device;
-    rec.extra["memory_format"] = to_string(proxy_result.memory_format);
-    rec.proxy_seconds = proxy_result.train_seconds;
-    if (stop) return interrupted();
-    rec.proxy_accuracy = proxy_result.final_accuracy;
-    timing.eval_final = proxy_result.final_eval_samples;
-
-    // Full-data phase (spot check).
-    std::vector<double> full_curve;
+    CandidateOptions candidate;
+    candidate.train.device = options.device;
+    candidate.train.threads = options.threads;
+    candidate.train.memory_format = options.memory_format;
+    candidate.train.seed = options.seed;
+    candidate.train.eval_subset = options.eval_subset;
+    candidate.train.epochs = epochs;
+    candidate.proxy_epochs = proxy_epochs;
+    CandidateData sets;
+    sets.proxy = {&data.proxy_train, &data.proxy_test, manifest.proxy_num_classes()};
     if (spot_check) {
-      phase = "full";
-      seed_everything(options.seed);
-      auto full_model = build_model(space, config, shape, splits.train.num_classes);
-      const TrainResult full_result =
-          trainer.fit(*full_model, splits.train, ranking_test, [&](const EpochStats& s) {
-            full_curve.push_back(s.test_accuracy);
-            timing.train += s.seconds;
-            timing.eval += s.eval_seconds;
-            events.emit(epoch_event("full", s, epochs));
-            return !stop.load();
-          });
-      rec.extra["full_curve"] = full_curve;
-      if (stop) return interrupted();
-      rec.full_accuracy = full_result.final_accuracy;
-      rec.full_seconds = full_result.train_seconds;
+      sets.full = {&data.splits.train, &data.ranking_test, data.splits.train.num_classes};
     }
+    CandidateOutcome outcome = train_candidate(space, config, sets, candidate, progress, &observer);
+    const TrialTiming trained = *outcome.record.timing;
+    timing.train = trained.train;
+    timing.eval = trained.eval;
+    timing.eval_final = trained.eval_final;
+    rec = std::move(outcome.record);
+    describe(rec);
+    if (outcome.stopped || stop) return interrupted();
 
     // Record first, then report: a tuner that reads the store on the final metric finds it.
     phase = "report";
@@ -450,6 +477,7 @@ int run_trial(const TrialOptions& options, const std::atomic<bool>& stop, std::o
         {"spearman", correlation_json(summary.spearman)},
         {"kendall", correlation_json(summary.kendall)},
         {"n_spot_checks", static_cast<int64_t>(summary.proxy.size())},
+        {"correlation_ids", summary.config_ids},
         {"probes_in_correlation", summary.probes_used},
         {"correlation_note", summary.spearman.defined ? note : json(summary.spearman.note)},
         {"proxy_seconds", rec.proxy_seconds},
@@ -461,7 +489,7 @@ int run_trial(const TrialOptions& options, const std::atomic<bool>& stop, std::o
         {"recorded", store != nullptr}};
     // The event's split includes appending the record and reading the store back.
     timing.write = seconds_between(report_started, Clock::now());
-    timing.total = options.startup_seconds + seconds_between(main_started, Clock::now());
+    timing.total = elapsed();
     final_event["timing"] = timing.to_json();
     if (nni_metrics) {
       json metric = {{"default", *rec.proxy_accuracy}};
@@ -475,14 +503,16 @@ int run_trial(const TrialOptions& options, const std::atomic<bool>& stop, std::o
     events.emit(final_event);
     return 0;
   } catch (const Interrupted&) {
+    rec.proxy_curve = observer.proxy_curve;
+    timing.train = observer.train_seconds;
+    timing.eval = observer.eval_seconds;
     return interrupted();
   } catch (const std::exception& e) {
     // A failure after the parameters were accepted is part of the experiment's record.
     if (store && rec.status != "complete") {
       rec.status = "failed";
       rec.finished = utc_now();
-      rec.extra["error"] = e.what();
-      rec.extra["phase"] = phase;
+      rec.error = TrialError{e.what(), phase};
       stamp_timing(rec);
       try {
         store->append(rec);
@@ -493,6 +523,115 @@ int run_trial(const TrialOptions& options, const std::atomic<bool>& stop, std::o
     }
     throw;
   }
+}
+
+namespace {
+
+// One request line of `--serve` onto a trial's options; throws InvalidInput saying what is wrong.
+void apply_request(const std::string& line, TrialOptions& o) {
+  json request = json::parse(line, nullptr, false);
+  DATAPROXY_CHECK(
+      !request.is_discarded() && request.is_object(), InvalidInput,
+      "a request must be one JSON object on one line, such as {\"params\": {\"B\": 16}, "
+      "\"trial_id\": \"7\"}; got '"
+          << line.substr(0, 120) << "'");
+  auto count = [&](const char* key, const json& v, int64_t& out) {
+    DATAPROXY_CHECK(v.is_number_integer() && v.get<int64_t>() >= 0, InvalidInput,
+                    "request key \"" << key << "\" must be an integer >= 0, got " << v.dump());
+    out = v.get<int64_t>();
+  };
+  auto text = [&](const char* key, const json& v) {
+    DATAPROXY_CHECK(v.is_string() && !v.get<std::string>().empty(), InvalidInput,
+                    "request key \"" << key << "\" must be a non-empty string, got " << v.dump());
+    return v.get<std::string>();
+  };
+  bool has_params = false;
+  for (const auto& [key, v] : request.items()) {
+    if (key == "params") {
+      DATAPROXY_CHECK(v.is_object(), InvalidInput,
+                      "request key \"params\" must be an object of parameter name -> value, got "
+                          << v.dump().substr(0, 120));
+      o.params = v;
+      has_params = true;
+    } else if (key == "trial_id") {
+      o.trial_id = v.is_number_integer() ? std::to_string(v.get<int64_t>()) : text("trial_id", v);
+    } else if (key == "framework") {
+      o.framework = text("framework", v);
+      DATAPROXY_CHECK(
+          o.framework == "nni" || o.framework == "optuna" || o.framework == "standalone",
+          InvalidInput,
+          "request key \"framework\" must be nni, optuna or standalone, got " << v.dump());
+    } else if (key == "spot_check") {
+      DATAPROXY_CHECK(v.is_boolean(), InvalidInput,
+                      "request key \"spot_check\" must be true or false, got " << v.dump());
+      o.spot_check = v.get<bool>();
+    } else if (key == "epochs") {
+      count("epochs", v, o.epochs);
+    } else if (key == "proxy_epochs") {
+      count("proxy_epochs", v, o.proxy_epochs);
+    } else if (key == "eval_subset") {
+      count("eval_subset", v, o.eval_subset);
+    } else if (key == "seed") {
+      int64_t seed = 0;
+      count("seed", v, seed);
+      o.seed = static_cast<uint64_t>(seed);
+    } else if (key == "manifest") {
+      o.manifest = text("manifest", v);
+    } else if (key == "results") {
+      o.results = text("results", v);
+    } else {
+      throw InvalidInput("unknown request key \"" + key +
+                         "\"; known keys: params, trial_id, framework, spot_check, epochs, "
+                         "proxy_epochs, seed, eval_subset, manifest, results");
+    }
+  }
+  DATAPROXY_CHECK(has_params, InvalidInput,
+                  "the request has no \"params\" (the candidate's parameters, e.g. {\"params\": "
+                  "{\"B\": 16, \"K\": 3, \"M\": 2}})");
+}
+
+}  // namespace
+
+int serve(const TrialOptions& defaults, std::istream& in, std::ostream& out,
+          std::atomic<bool>& stop, std::atomic<bool>& pruned, const ServeFlags& flags) {
+  TrialSession session(defaults.space);
+  auto shutting_down = [&] { return flags.shutdown && flags.shutdown->load(); };
+  bool paid_startup = false;
+  std::string line;
+  int64_t line_no = 0;
+  while (!shutting_down() && std::getline(in, line)) {
+    ++line_no;
+    if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
+    const auto received = Clock::now();
+    // A prune signal for the previous candidate may arrive after its result: it must not
+    // stop this one.
+    stop = false;
+    pruned = false;
+    TrialOptions o = defaults;
+    o.params.reset();
+    if (paid_startup) {
+      // Start-up and data were paid by the first candidate; this one pays from its request.
+      o.startup_seconds = 0;
+      o.main_started = received;
+    }
+    if (flags.busy) flags.busy->store(true);
+    try {
+      apply_request(line, o);
+      run_trial(session, o, stop, out, &pruned);
+    } catch (const std::exception& e) {
+      const auto* error = dynamic_cast<const Error*>(&e);
+      out << json{{"event", "error"},
+                  {"line", line_no},
+                  {"trial_id", o.trial_id},
+                  {"message", e.what()},
+                  {"exit_code", error ? error->exit_code() : 1}}
+                 .dump(-1, ' ', false, json::error_handler_t::replace)
+          << std::endl;
+    }
+    if (flags.busy) flags.busy->store(false);
+    if (session.data_loaded()) paid_startup = true;
+  }
+  return shutting_down() ? 130 : 0;
 }
 
 }  // namespace dataproxy::trial

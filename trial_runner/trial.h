@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <iosfwd>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -82,8 +83,8 @@ struct SpotCheckSummary {
   int64_t probes_used = 0;  ///< points whose full accuracy came from a probe
 };
 
-/// Pairs up `records` (any manifest; only complete ones of `manifest.key` count) with the
-/// manifest's probes, and correlates them.
+/// pair_candidates() of `records` against `manifest`, correlated: the tuner's running view,
+/// the same pairs as the report's.
 SpotCheckSummary summarize_spot_checks(const std::vector<TrialRecord>& records,
                                        const Manifest& manifest);
 
@@ -91,10 +92,60 @@ SpotCheckSummary summarize_spot_checks(const std::vector<TrialRecord>& records,
 /// clock (10 ms resolution); 0 where /proc cannot tell. Call it first thing in main().
 double process_age_seconds();
 
+/// What stays in memory from one trial to the next in one process: the search space, the last
+/// manifest used, and its data (the decoded splits and the proxy and ranking sets cut from them).
+class TrialSession {
+ public:
+  struct Loaded;
+  explicit TrialSession(const fs::path& space_file);
+  ~TrialSession();
+  TrialSession(const TrialSession&) = delete;
+  TrialSession& operator=(const TrialSession&) = delete;
+
+  const SearchSpace& space() const { return space_; }
+  /// The manifest at `path` (a manifest.json or its folder), loaded unless it is the last one;
+  /// throws InvalidInput when it was built for another space.
+  const Manifest& manifest(const fs::path& path);
+  /// Whether the last manifest's data are in memory.
+  bool data_loaded() const;
+  /// Loads the last manifest's data from `data_root` unless they are in memory.
+  void load_data(const fs::path& data_root);
+  const Loaded& loaded() const { return *loaded_; }
+
+ private:
+  fs::path space_file_;
+  SearchSpace space_;
+  std::unique_ptr<Loaded> loaded_;
+};
+
 /// Runs one trial. Events go to `out` as JSON Lines; `stop` is set by the signal handler, and
 /// `pruned` (optional) with it when the stop is a tuner's pruning decision.
 /// Returns the exit code (0 done or pruned, 130 interrupted); throws dataproxy::Error on failure.
 int run_trial(const TrialOptions& options, const std::atomic<bool>& stop, std::ostream& out,
               const std::atomic<bool>* pruned = nullptr);
+/// The same, reusing what `session` holds (options.space must be the session's space file).
+int run_trial(TrialSession& session, const TrialOptions& options, const std::atomic<bool>& stop,
+              std::ostream& out, const std::atomic<bool>* pruned = nullptr);
+
+/// Flags of the server: the process's own settings, which requests cannot change.
+struct ServeFlags {
+  /// Set by SIGINT/SIGTERM: finish the current candidate as interrupted, then stop serving.
+  const std::atomic<bool>* shutdown = nullptr;
+  /// Set while a candidate trains; a shutdown signal while idle may end the process at once.
+  std::atomic<bool>* busy = nullptr;
+};
+
+/// `dataproxy-trial --serve`: trains candidate after candidate in this process. Each line of
+/// `in` is one request, a JSON object: "params" (required: the candidate's parameters, with
+/// "_dataproxy" as from a tuner) and optional per-trial settings "trial_id", "framework",
+/// "spot_check", "epochs", "proxy_epochs", "seed", "eval_subset", "manifest", "results" (the
+/// command-line flags of one trial). `defaults` holds the rest (space, data root, device,
+/// threads, ...), and the request's settings default to it. For each request, `out` gets the
+/// JSON Lines of one trial ending in one line whose "event" is "final", "pruned", "interrupted"
+/// or "error" (a bad request or a failed trial: "message" and "exit_code"; the server goes on).
+/// `stop`/`pruned` end the current candidate only and are cleared before the next request.
+/// Returns 0 at the end of `in`, 130 after a shutdown signal.
+int serve(const TrialOptions& defaults, std::istream& in, std::ostream& out,
+          std::atomic<bool>& stop, std::atomic<bool>& pruned, const ServeFlags& flags);
 
 }  // namespace dataproxy::trial

@@ -60,12 +60,13 @@ def load_reference(runner: Runner, plan: SpacePlan, ids: list[str]) -> dict:
                 "correct": np.stack(correct),  # [configs, test samples]
                 "train_seconds": sum(recs[i]["full_seconds"] for i in ids),
                 "samples_seen": sum(
-                    recs[i]["extra"].get("samples_seen")
-                    or recs[i]["extra"]["train_size"] * recs[i]["extra"]["epochs"]
+                    tool.record_extra(recs[i]).get("samples_seen")
+                    or tool.record_extra(recs[i])["train_size"]
+                    * tool.record_extra(recs[i])["epochs"]
                     for i in ids
                 ),
-                "train_size": recs[ids[0]]["extra"]["train_size"],
-                "test_size": recs[ids[0]]["extra"]["test_size"],
+                "train_size": tool.record_extra(recs[ids[0]])["train_size"],
+                "test_size": tool.record_extra(recs[ids[0]])["test_size"],
             }
         )
     return {"runs": runs}
@@ -241,7 +242,8 @@ def analyse_space(runner: Runner, plan: SpacePlan, tier: Tier) -> dict:
                         ref_acc = ref_on(idx)
                         selection_s = 0.0
                     passes = sum(
-                        got[i]["extra"].get("samples_seen") or got[i]["extra"].get("steps", 0) * bs
+                        tool.record_extra(got[i]).get("samples_seen")
+                        or (tool.record_extra(got[i]).get("steps") or 0) * bs
                         for i in ids
                     )
                     m = stats.ranking_metrics(ref_acc, acc)
@@ -260,7 +262,7 @@ def analyse_space(runner: Runner, plan: SpacePlan, tier: Tier) -> dict:
                             "top1_kept": m["top1_kept"],
                             "accuracy": acc,
                             "reference_accuracy": ref_acc,
-                            "steps": [got[i]["extra"].get("steps") for i in ids],
+                            "steps": [tool.record_extra(got[i]).get("steps") for i in ids],
                             "search_passes": float(passes),
                             "search_seconds": float(seconds),
                             "selection_seconds": selection_s,

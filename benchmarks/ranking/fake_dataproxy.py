@@ -17,6 +17,7 @@ import base64
 import hashlib
 import itertools
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -28,6 +29,39 @@ METHODS = [
     {"name": "random", "needs_probes": False, "summary": "uniform draw (fake)"},
     {"name": "stratified", "needs_probes": False, "summary": "per-class uniform draw (fake)"},
 ]
+
+
+def _record_schema(k: int) -> int:
+    """Which record schema to write: FAKE_DATAPROXY_RECORD_SCHEMA "1" (flat "extra", as
+    binaries before the typed groups wrote), "2" (typed, the default) or "mixed" (alternating:
+    a store both kinds of binary appended to)."""
+    mode = os.environ.get("FAKE_DATAPROXY_RECORD_SCHEMA", "2")
+    if mode == "mixed":
+        return 1 + k % 2
+    return int(mode)
+
+
+def _typed(rec: dict) -> dict:
+    """A flat-"extra" record in the typed schema, as dataproxy writes it now."""
+    e = rec.pop("extra")
+    rec["schema"] = "dataproxy.result/2"
+    rec["training"] = {
+        "epochs": e["epochs"],
+        "proxy_epochs": e["epochs"] if e["data"] == "proxy" else 0,
+        "steps": e["steps"],
+        "samples_seen": e["samples_seen"],
+        "seed": e["train_seed"],
+    }
+    rec["data"] = {
+        "train_size": e["train_size"],
+        "test_size": e["test_size"],
+        "method": e.get("method", ""),
+        "ratio": e.get("ratio", 0.0),
+        "sampling_seed": e.get("sampling_seed", 0),
+    }
+    if "correct_bits" in e:
+        rec["correct"] = {"on": e["correct_on"], "bits": e["correct_bits"]}
+    return rec
 
 
 def configs(space: str) -> list[tuple[str, dict]]:
@@ -176,6 +210,8 @@ def main() -> None:
                         else {}
                     ),
                 }
+                if _record_schema(k) == 2:
+                    rec = _typed(rec)
                 out.write(json.dumps(rec) + "\n")
                 print(json.dumps(rec))
 

@@ -51,7 +51,7 @@ class Unit:
 
 def record_identity(r: dict) -> tuple:
     """What a record of proxy.jsonl belongs to: a proxy training or a full-data-steps one."""
-    e = r.get("extra", {})
+    e = tool.record_extra(r)
     if e.get("data") == "full":
         return (FULL_STEPS, int(e.get("steps", 0)), int(e["train_seed"]))
     return ("proxy", r.get("manifest_key"), int(e["epochs"]), int(e["train_seed"]))
@@ -153,7 +153,7 @@ class Runner:
             done = {
                 r["config_id"]
                 for r in read_jsonl(store)
-                if r.get("full_accuracy") is not None and r["extra"].get("correct_bits")
+                if r.get("full_accuracy") is not None and tool.record_extra(r).get("correct_bits")
             }
             missing = [i for i in ids if i not in done]
             if not missing:

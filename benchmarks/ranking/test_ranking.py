@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 
 HERE = Path(__file__).resolve().parent
+ROOT = HERE.parents[1]
 sys.path.insert(0, str(HERE))
 
 import plan  # noqa: E402
@@ -71,6 +72,39 @@ def test_decode_correct_round_trip() -> None:
     assert np.array_equal(tool.decode_correct(rec), ok)
 
 
+def test_records_of_both_schemas_read_alike() -> None:
+    # A record of the committed reference cache (flat "extra", schema 1) and the same record
+    # as dataproxy writes it now (typed groups, schema 2).
+    cache = ROOT / "benchmarks" / "results" / "ranking_cache"
+    old = next(
+        json.loads(line)
+        for store in sorted(cache.glob("*/results.jsonl"))
+        for line in store.read_text().splitlines()
+        if "correct_bits" in line
+    )
+    e = old["extra"]
+    new = {k: v for k, v in old.items() if k != "extra"} | {
+        "schema": "dataproxy.result/2",
+        "training": {
+            "epochs": e["epochs"],
+            "steps": e.get("steps", 0),
+            "samples_seen": e.get("samples_seen", 0),
+            "seed": e["train_seed"],
+        },
+        "data": {"train_size": e["train_size"], "test_size": e["test_size"]},
+        "correct": {"on": e["correct_on"], "bits": e["correct_bits"]},
+    }
+    assert tool.record_extra(old) is e
+    typed = tool.record_extra(new)
+    for key in ("data", "train_size", "test_size", "epochs", "train_seed", "steps", "correct_bits"):
+        assert typed[key] == e[key], key
+    assert np.array_equal(tool.decode_correct(old), tool.decode_correct(new))
+    assert tool.decode_correct(old).mean() == pytest.approx(old["full_accuracy"])
+    from runner import record_identity
+
+    assert record_identity(old) == record_identity(new)
+
+
 def test_arms_from_the_cpp_list() -> None:
     arms = plan.arms(
         [
@@ -99,7 +133,12 @@ def test_pipeline_against_the_fake_binary(tmp_path: Path) -> None:
         check=True,
         capture_output=True,
         # The fake's `#!/usr/bin/env python3` must find this interpreter (NumPy, PyYAML).
-        env={**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"},
+        # Its stores mix both record schemas, as a store older and newer binaries appended to.
+        env={
+            **os.environ,
+            "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
+            "FAKE_DATAPROXY_RECORD_SCHEMA": "mixed",
+        },
     )
     summary = (run_dir / "ranking_smoke_summary.md").read_text()
     assert "importance (per class)" in summary and "full data, fewer steps" in summary

@@ -108,10 +108,41 @@ def config_ids(binary: str, space: str) -> tuple[str, ...]:
     return tuple(r["config_id"] for r in rows if isinstance(r, dict) and r.get("event") == "config")
 
 
+def record_extra(record: dict) -> dict:
+    """A result record's training and data settings under the flat keys of schema
+    "dataproxy.result/1" ("extra": data, train_size, test_size, epochs, train_seed, steps,
+    samples_seen, correct_bits, ...), for records of either schema: records written by
+    binaries from before the typed groups ("extra") and after ("training", "data", "correct")
+    share stores (the reference cache, a benchmark still running an older binary)."""
+    if "extra" in record or "training" not in record:
+        return record.get("extra") or {}
+    t = record.get("training") or {}
+    d = record.get("data") or {}
+    proxy = bool(record.get("manifest_key")) or record.get("proxy_accuracy") is not None
+    out = {
+        "data": "proxy" if proxy else "full",
+        "train_seed": t.get("seed"),
+        "curve": record.get("proxy_curve", []) if proxy else t.get("full_curve", []),
+        "full_curve": t.get("full_curve", []),
+    }
+    for key in ("epochs", "proxy_epochs", "steps", "samples_seen", "threads", "memory_format"):
+        out[key] = t.get(key)
+    out["tool_version"] = t.get("tool_version")
+    for key in ("dataset", "space", "space_hash", "method", "ratio", "sampling_seed"):
+        out[key] = d.get(key)
+    for key in ("max_train", "max_test", "train_size", "test_size", "num_classes", "manifest"):
+        out[key] = d.get(key)
+    correct = record.get("correct")
+    if correct:
+        out["correct_on"] = correct.get("on")
+        out["correct_bits"] = correct.get("bits")
+    return out
+
+
 def decode_correct(record: dict) -> np.ndarray | None:
     """Per-test-sample correctness (bool array) of a record written with --record-correct:
     base64 of numpy.packbits(correct) (big bit order); the length is the record's test_size."""
-    extra = record.get("extra", {})
+    extra = record_extra(record)
     bits = extra.get("correct_bits")
     if bits is None:
         return None

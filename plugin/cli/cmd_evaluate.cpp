@@ -1,8 +1,6 @@
 // `dataproxy evaluate`: trains configurations of a search space on the full data or on proxies,
 // all in this one process, and appends one TrialRecord per (proxy, configuration) to a results
 // store. The ranking benchmark drives it; users can run it for spot checks by hand.
-#include <torch/torch.h>
-
 #include <boost/program_options.hpp>
 
 #include <algorithm>
@@ -13,6 +11,7 @@
 #include <vector>
 
 #include "command.h"
+#include "dataproxy/candidate.h"
 #include "dataproxy/dataset.h"
 #include "dataproxy/error.h"
 #include "dataproxy/files.h"
@@ -102,17 +101,6 @@ void check_slice(const char* flag, int64_t given, int64_t in_manifest, const fs:
                        << " out or regenerate the proxy with it");
 }
 
-/// Bits of a bool vector, eight to a byte, the first in the highest bit (numpy.packbits).
-std::string pack_bits(const torch::Tensor& bits) {
-  const torch::Tensor b = bits.to(torch::kCPU, torch::kBool).contiguous();
-  const bool* p = b.data_ptr<bool>();
-  std::string out(static_cast<std::size_t>((b.numel() + 7) / 8), '\0');
-  for (int64_t i = 0; i < b.numel(); ++i) {
-    if (p[i]) out[i / 8] = static_cast<char>(out[i / 8] | (0x80 >> (i % 8)));
-  }
-  return out;
-}
-
 json record_line(const TrialRecord& r) {
   json j = r.to_json();
   j["event"] = "trial";
@@ -146,7 +134,7 @@ int run_evaluate(const std::vector<std::string>& args) {
       "train exactly this many optimizer steps (the schedule spans them; the last epoch may be "
       "partial) instead of whole epochs; 0 = whole epochs")(
       "record-correct", po::bool_switch(&o.record_correct),
-      "add each evaluated test sample's correctness to the record (extra.correct_bits: base64 "
+      "add each evaluated test sample's correctness to the record (correct.bits: base64 "
       "of the bits, first sample in the highest bit)")("seed", po::value(&o.seed)->default_value(0),
                                                        "training seed")(
       "threads", po::value(&o.threads)->default_value(0), "CPU threads; 0 = all cores")(
@@ -246,92 +234,46 @@ int run_evaluate(const std::vector<std::string>& args) {
     }
   }
 
-  const int threads = configure_threads(o.threads);
-  const InputShape input{data.train.channels(), data.train.height(), data.train.width()};
-  TrainOptions topts;
-  topts.device = o.device;
-  topts.memory_format = parse_memory_format(o.memory_format);
-  topts.threads = threads;
-  topts.seed = o.seed;
-  topts.epochs = o.epochs;
-  topts.max_steps = o.steps;
-  topts.evaluate_each_epoch = o.eval_each_epoch;
-  topts.eval_subset = o.eval_subset;
-  Trainer trainer(search_space.training(), topts, *reporter);
+  CandidateOptions copts;
+  copts.train.device = o.device;
+  copts.train.memory_format = parse_memory_format(o.memory_format);
+  copts.train.threads = o.threads;
+  copts.train.seed = o.seed;
+  copts.train.epochs = o.epochs;
+  copts.train.max_steps = o.steps;
+  copts.train.evaluate_each_epoch = o.eval_each_epoch;
+  copts.train.eval_subset = o.eval_subset;
+  copts.record_correct = o.record_correct;
   const int64_t epochs = o.epochs > 0 ? o.epochs : search_space.training().epochs;
 
   int64_t trained = 0;
   for (const Target& t : targets) {
     const bool proxy = t.manifest.has_value();
+    CandidateData sets;
+    (proxy ? sets.proxy : sets.full) = {&t.train, &t.test, t.num_classes};
     for (const Config& config : configs) {
-      torch::manual_seed(static_cast<int64_t>(o.seed));
-      auto model = build_model(search_space, config, input, t.num_classes);
-      const ModelCost cost = model_cost(search_space, config, input, t.num_classes);
-      const TrainResult r = trainer.fit(*model, t.train, t.test);
-
-      TrialRecord rec;
+      const auto candidate_started = std::chrono::steady_clock::now();
+      TrialRecord rec = train_candidate(search_space, config, sets, copts, *reporter).record;
       rec.framework = "benchmark";
-      rec.config = config;
-      rec.config_id = search_space.config_id(config);
       rec.trial_id =
           (proxy ? t.manifest->key.substr(0, 12) : std::string("full")) + "/" + rec.config_id +
           (o.steps > 0 ? "/k" + std::to_string(o.steps) : "/e" + std::to_string(epochs)) + "/s" +
           std::to_string(o.seed);
-      rec.status = r.stopped_early ? "interrupted" : "complete";
-      std::vector<double> curve;
-      for (const auto& e : r.epochs)
-        if (e.test_accuracy >= 0) curve.push_back(e.test_accuracy);
+      rec.timing->total =
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - candidate_started)
+              .count();
+      rec.data.dataset = dataset;
+      rec.data.space = search_space.name();
+      rec.data.space_file = o.space.string();
+      rec.data.space_hash = search_space.content_hash();
+      rec.data.max_train = load.max_train;
+      rec.data.max_test = load.max_test;
       if (proxy) {
-        rec.proxy_accuracy = r.final_accuracy;
-        rec.proxy_seconds = r.train_seconds;
-        rec.proxy_curve = curve;
         rec.manifest_key = t.manifest->key;
-      } else {
-        rec.full_accuracy = r.final_accuracy;
-        rec.full_seconds = r.train_seconds;
-        rec.spot_check = true;
-      }
-      rec.macs = cost.macs;
-      rec.params = cost.params;
-      rec.device = r.device;
-      rec.finished = utc_now();
-      TrialTiming timing;
-      timing.train = r.train_seconds;
-      timing.eval = r.eval_seconds;
-      timing.total = r.total_seconds;
-      timing.eval_subset = o.eval_each_epoch ? o.eval_subset : 0;
-      timing.eval_final = r.final_eval_samples;
-      rec.timing = timing;
-      rec.extra = {
-          {"memory_format", to_string(r.memory_format)},
-          {"data", proxy ? "proxy" : "full"},
-          {"dataset", dataset},
-          {"space", search_space.name()},
-          {"space_hash", search_space.content_hash()},
-          {"max_train", load.max_train},
-          {"max_test", load.max_test},
-          {"train_size", t.train.size()},
-          {"test_size", t.test.size()},
-          {"num_classes", t.num_classes},
-          {"epochs", static_cast<int64_t>(r.epochs.size())},
-          {"train_seed", o.seed},
-          {"threads", threads},
-          {"train_seconds", r.train_seconds},
-          {"total_seconds", r.total_seconds},
-          {"steps", r.steps},
-          {"samples_seen", r.samples_seen},
-          {"curve", curve},
-          {"tool_version", kVersion},
-      };
-      if (o.record_correct && r.final_correct.defined()) {
-        rec.extra["correct_on"] = proxy ? "evaluation" : "test";
-        rec.extra["correct_bits"] = base64_encode(pack_bits(r.final_correct));
-      }
-      if (proxy) {
-        rec.extra["method"] = t.manifest->method;
-        rec.extra["ratio"] = t.manifest->ratio;
-        rec.extra["sampling_seed"] = t.manifest->seed;
-        rec.extra["manifest"] = fs::absolute(t.manifest_path).string();
+        rec.data.manifest = fs::absolute(t.manifest_path).string();
+        rec.data.method = t.manifest->method;
+        rec.data.ratio = t.manifest->ratio;
+        rec.data.sampling_seed = static_cast<int64_t>(t.manifest->seed);
       }
       if (store) store->append(rec);
       std::cout << record_line(rec).dump() << std::endl;

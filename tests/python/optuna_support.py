@@ -66,6 +66,9 @@ def python_env() -> dict[str, str]:
     src = str(Path(__file__).resolve().parents[2] / "plugin" / "python")
     env["PYTHONPATH"] = src + os.pathsep + env.get("PYTHONPATH", "")
     env["PYTHONUNBUFFERED"] = "1"
+    # fake_trial.py plays one process per trial; the real runner's --serve has its own tests
+    # (test_trial_server.py).
+    env["DATAPROXY_TRIAL_SERVE"] = "0"
     return env
 
 

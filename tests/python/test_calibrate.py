@@ -219,7 +219,7 @@ def test_optuna_ratio_auto_searches_on_the_calibrated_proxy(setup):
     seed0 = json.loads(Path(chosen["seeds"][0]["manifest"]).read_text())
     for r in trials:
         assert r["manifest_key"] == seed0["key"]
-        assert r["extra"]["proxy_epochs"] == 4
+        assert r["training"]["proxy_epochs"] == 4
         assert len(r["proxy_curve"]) == 4 or r["status"] != "complete"
     report = json.loads((experiment / "report" / "report.json").read_text())
     assert report["calibration"]["best"] == "random:0.3:2"

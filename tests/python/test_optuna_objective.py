@@ -43,6 +43,7 @@ def make_objective(tmp_path, *, env=None, epochs=2, stop_timeout=30.0, spot=None
         epochs=epochs,
         stop_timeout=stop_timeout,
         env=env or {},
+        serve=False,  # fake_trial.py is one process per trial
     )
     return DataProxyObjective(
         load_space(space_file), options, spot_check=spot, manifest_key="abc123"

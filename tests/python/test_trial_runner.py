@@ -375,8 +375,8 @@ def test_proxy_epochs_apply_to_the_proxy_phase_only(proxy, tmp_path):
     assert result.returncode == 0, result.stderr
     (record,) = read_store(results)
     assert len(record["proxy_curve"]) == 3
-    assert len(record["extra"]["full_curve"]) == 1
-    assert record["extra"]["proxy_epochs"] == 3 and record["extra"]["epochs"] == 1
+    assert len(record["training"]["full_curve"]) == 1
+    assert record["training"]["proxy_epochs"] == 3 and record["training"]["epochs"] == 1
     bad = {**GOOD, "_dataproxy": {"proxy_epochs": 0}}
     assert_error(run_trial([*args, "--params", json.dumps(bad)]), 2, "proxy_epochs")
 

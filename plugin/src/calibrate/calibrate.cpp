@@ -11,6 +11,7 @@
 #include <set>
 #include <sstream>
 
+#include "dataproxy/candidate.h"
 #include "dataproxy/error.h"
 #include "dataproxy/files.h"
 #include "dataproxy/manifest.h"
@@ -361,43 +362,33 @@ CalibrationResult calibrate(const CalibrateOptions& o, Reporter& reporter) {
                        int64_t epochs, uint64_t seed, const json& deciding) {
     const std::string key = run_key(deciding);
     if (auto it = done.find(key); it != done.end()) return it->second;
-    TrainOptions topt = o.train;
-    topt.epochs = epochs;
-    topt.seed = seed;
-    topt.evaluate_each_epoch = false;
-    Trainer trainer(space.training(), topt, reporter);
-    seed_everything(seed);
-    auto model = build_model(space, cand.config, input, train.num_classes);
-    const TrainResult r = trainer.fit(*model, train, test);
-    TrialRecord rec;
+    CandidateOptions copts;
+    copts.train = o.train;
+    copts.train.epochs = epochs;
+    copts.train.seed = seed;
+    copts.train.evaluate_each_epoch = false;
+    const bool full = deciding.at("kind") == "full";
+    CandidateData sets;
+    (full ? sets.full : sets.proxy) = {&train, &test, train.num_classes};
+    TrialRecord rec = train_candidate(space, cand.config, sets, copts, reporter).record;
     rec.trial_id = key;
     rec.framework = "calibrate";
-    rec.config = cand.config;
-    rec.config_id = cand.id;
     rec.macs = cand.cost.macs;
     rec.params = cand.cost.params;
-    rec.device = r.device;
-    rec.finished = utc_now();
-    rec.extra = deciding;
-    rec.extra["steps"] = r.steps;
-    if (deciding.at("kind") == "full") {
-      rec.full_accuracy = r.final_accuracy;
-      rec.full_seconds = r.train_seconds;
-      rec.spot_check = true;
-    } else {
-      rec.proxy_accuracy = r.final_accuracy;
-      rec.proxy_seconds = r.train_seconds;
-      rec.manifest_key = deciding.at("manifest").get<std::string>();
-    }
+    rec.data.space = space.name();
+    rec.data.space_hash = space.content_hash();
+    if (!full) rec.manifest_key = deciding.at("manifest").get<std::string>();
+    const double accuracy = *(full ? rec.full_accuracy : rec.proxy_accuracy);
+    const double seconds = full ? rec.full_seconds : rec.proxy_seconds;
     runs.append(rec);
     done[key] = rec;
     ++result.trained;
-    result.seconds += r.train_seconds;
+    result.seconds += seconds;
     reporter.event({{"event", "calibration_run"},
                     {"kind", deciding.at("kind")},
                     {"config_id", cand.id},
-                    {"accuracy", r.final_accuracy},
-                    {"seconds", r.train_seconds}});
+                    {"accuracy", accuracy},
+                    {"seconds", seconds}});
     return rec;
   };
 
@@ -525,9 +516,9 @@ CalibrationResult calibrate(const CalibrateOptions& o, Reporter& reporter) {
       rec.params = cands[i].cost.params;
       rec.manifest_key = m0.key;
       rec.finished = utc_now();
-      rec.extra = {{"calibration", true},
-                   {"probe", i == 0 || i + 1 == cands.size()},
-                   {"evaluation_size", ranking.size()}};
+      rec.calibration = true;
+      rec.probe = i == 0 || i + 1 == cands.size();
+      rec.data.test_size = ranking.size();
       store.append(rec);
     }
   }

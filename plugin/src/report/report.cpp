@@ -306,6 +306,21 @@ json manifest_summary(const json& manifest, const std::string& path) {
   return m;
 }
 
+PairingManifest pairing_manifest(const json& manifest) {
+  PairingManifest m;
+  if (!manifest.is_object()) return m;
+  m.key = string_or(manifest, "key");
+  if (auto it = manifest.find("probes"); it != manifest.end() && it->is_array()) {
+    for (const auto& p : *it) {
+      auto acc = p.find("test_accuracy");
+      if (!string_or(p, "config_id").empty() && acc != p.end() && acc->is_number()) {
+        m.probes.emplace_back(string_or(p, "config_id"), acc->get<double>());
+      }
+    }
+  }
+  return m;
+}
+
 }  // namespace
 
 std::vector<Candidate> merge_candidates(const std::vector<TrialRecord>& records,
@@ -321,6 +336,9 @@ std::vector<Candidate> merge_candidates(const std::vector<TrialRecord>& records,
     return acc[it->second];
   };
   std::set<std::string> recorded_probes;
+  // Accuracies as pair_candidates() counts them: proxy runs of this manifest; probes only
+  // where no full-data run was recorded.
+  const std::string key = manifest.is_object() ? string_or(manifest, "key") : "";
   for (std::size_t i = 0; i < records.size(); ++i) {
     const TrialRecord& r = records[i];
     std::string id = !r.config_id.empty()  ? r.config_id
@@ -341,7 +359,9 @@ std::vector<Candidate> merge_candidates(const std::vector<TrialRecord>& records,
     } else if (r.proxy_accuracy || r.proxy_seconds > 0) {
       a.c.searched = true;
     }
-    if (complete && r.proxy_accuracy) a.proxy_acc.add(*r.proxy_accuracy);
+    if (complete && r.proxy_accuracy && (key.empty() || r.manifest_key == key)) {
+      a.proxy_acc.add(*r.proxy_accuracy);
+    }
     if (r.proxy_seconds > 0) a.proxy_s.add(r.proxy_seconds);
     if (complete && r.full_accuracy) a.full_acc.add(*r.full_accuracy);
     if (r.full_seconds > 0) a.full_s.add(r.full_seconds);
@@ -358,7 +378,7 @@ std::vector<Candidate> merge_candidates(const std::vector<TrialRecord>& records,
         if (a.c.macs == 0) a.c.macs = static_cast<int64_t>(number_or(p, "macs", 0));
         if (a.c.params == 0) a.c.params = static_cast<int64_t>(number_or(p, "params", 0));
         if (auto t = p.find("test_accuracy"); t != p.end() && t->is_number()) {
-          a.full_acc.add(t->get<double>());
+          if (a.full_acc.n == 0) a.full_acc.add(t->get<double>());
           a.completed = true;
         }
         if (double s = number_or(p, "train_seconds", 0); s > 0) a.full_s.add(s);
@@ -463,14 +483,21 @@ json build_report(const std::vector<TrialRecord>& records, const json& manifest,
                    });
 
   std::vector<std::pair<double, std::string>> by_proxy, by_full;
-  std::vector<double> proxy, full;
-  std::vector<std::string> ranked_ids;
   for (const auto& c : candidates) {
     if (c.proxy_accuracy) by_proxy.emplace_back(*c.proxy_accuracy, c.id);
     if (c.full_accuracy) by_full.emplace_back(*c.full_accuracy, c.id);
-    if (c.proxy_accuracy && c.full_accuracy) {
-      proxy.push_back(*c.proxy_accuracy);
-      full.push_back(*c.full_accuracy);
+  }
+  // The ranked points are the trial runner's too (pair_candidates), in the table's order.
+  std::map<std::string, CandidatePair> pairs;
+  for (CandidatePair& p : pair_candidates(records, pairing_manifest(manifest))) {
+    pairs.emplace(p.config_id, std::move(p));
+  }
+  std::vector<double> proxy, full;
+  std::vector<std::string> ranked_ids;
+  for (const auto& c : candidates) {
+    if (auto it = pairs.find(c.id); it != pairs.end()) {
+      proxy.push_back(it->second.proxy);
+      full.push_back(it->second.full);
       ranked_ids.push_back(c.id);
     }
   }
@@ -497,7 +524,7 @@ json build_report(const std::vector<TrialRecord>& records, const json& manifest,
     row["spot_check"] = c.spot_check;
     row["probe"] = c.probe;
     row["searched"] = c.searched;
-    row["ranked"] = c.proxy_accuracy && c.full_accuracy;
+    row["ranked"] = pairs.count(c.id) > 0;
     row["status"] = c.status;
     rows.push_back(std::move(row));
   }

@@ -9,6 +9,8 @@
 #include <chrono>
 #include <cstring>
 #include <ctime>
+#include <map>
+#include <type_traits>
 
 #include "dataproxy/error.h"
 #include "dataproxy/files.h"
@@ -16,7 +18,9 @@
 namespace dataproxy {
 namespace {
 
-constexpr const char* kSchema = "dataproxy.result/1";
+constexpr const char* kSchema = "dataproxy.result/2";
+// Records before the typed groups: their "extra" object is mapped onto them (legacy_extra()).
+constexpr const char* kSchemaV1 = "dataproxy.result/1";
 
 json optional_to_json(const std::optional<double>& v) { return v ? json(*v) : json(nullptr); }
 
@@ -65,6 +69,122 @@ void read_object(const json& j, const char* key, json& out) {
     if (!v->is_object()) wrong_type(key, "an object", *v);
     out = *v;
   }
+}
+
+void read_uint(const json& j, const char* key, uint64_t& out) {
+  if (const json* v = field(j, key)) {
+    if (!v->is_number_integer() || v->get<int64_t>() < 0) wrong_type(key, "an integer >= 0", *v);
+    out = v->get<uint64_t>();
+  }
+}
+
+void read_bool(const json& j, const char* key, bool& out) {
+  if (const json* v = field(j, key)) {
+    if (!v->is_boolean()) wrong_type(key, "true or false", *v);
+    out = v->get<bool>();
+  }
+}
+
+void read_numbers(const json& j, const char* key, std::vector<double>& out) {
+  if (const json* v = field(j, key)) {
+    if (!v->is_array()) wrong_type(key, "an array of numbers", *v);
+    out.clear();
+    for (const auto& x : *v) {
+      if (!x.is_number()) wrong_type(key, "an array of numbers", *v);
+      out.push_back(x.get<double>());
+    }
+  }
+}
+
+const json& group(const json& j, const char* key) {
+  static const json empty = json::object();
+  const json* v = field(j, key);
+  if (!v) return empty;
+  if (!v->is_object()) wrong_type(key, "an object", *v);
+  return *v;
+}
+
+// Version 1 kept these fields in "extra" under keys that differed between the programs that
+// wrote them: `dataproxy-trial`, `dataproxy evaluate` ("train_seed", "space" a name beside
+// "space_hash", "curve", "data") and `dataproxy calibrate` ("kind", "manifest" a key,
+// "evaluation_size"). Keys of a type this does not expect are left out, not refused.
+void legacy_extra(const json& extra, TrialRecord& r) {
+  auto text = [&](const char* key, std::string& out) {
+    if (auto it = extra.find(key); it != extra.end() && it->is_string())
+      out = it->get<std::string>();
+  };
+  auto integer = [&](const char* key, auto& out) {
+    if (auto it = extra.find(key); it != extra.end() && it->is_number_integer()) {
+      out = it->get<std::remove_reference_t<decltype(out)>>();
+    }
+  };
+  auto flag = [&](const char* key, bool& out) {
+    if (auto it = extra.find(key); it != extra.end() && it->is_boolean()) out = it->get<bool>();
+  };
+  auto curve = [&](const char* key, std::vector<double>& out) {
+    auto it = extra.find(key);
+    if (it == extra.end() || !it->is_array()) return;
+    out.clear();
+    for (const auto& x : *it)
+      if (x.is_number()) out.push_back(x.get<double>());
+  };
+  std::string data_kind, calibrate_kind;
+  text("data", data_kind);
+  text("kind", calibrate_kind);
+  TrainingInfo& t = r.training;
+  integer("epochs", t.epochs);
+  integer("proxy_epochs", t.proxy_epochs);
+  if (t.proxy_epochs == 0 && (data_kind == "proxy" || calibrate_kind == "proxy")) {
+    t.proxy_epochs = t.epochs;
+  }
+  integer("steps", t.steps);
+  integer("samples_seen", t.samples_seen);
+  integer("seed", t.seed);
+  integer("train_seed", t.seed);
+  integer("threads", t.threads);
+  text("memory_format", t.memory_format);
+  text("tool_version", t.tool_version);
+  curve("full_curve", t.full_curve);
+  if (data_kind == "full") curve("curve", t.full_curve);
+
+  DataInfo& d = r.data;
+  text("dataset", d.dataset);
+  text("space_hash", d.space_hash);
+  text("space", extra.contains("space_hash") ? d.space : d.space_file);
+  if (calibrate_kind.empty()) text("manifest", d.manifest);
+  text("method", d.method);
+  if (auto it = extra.find("ratio"); it != extra.end() && it->is_number()) {
+    d.ratio = it->get<double>();
+  }
+  integer("sampling_seed", d.sampling_seed);
+  integer("max_train", d.max_train);
+  integer("max_test", d.max_test);
+  integer("train_size", d.train_size);
+  integer("test_size", d.test_size);
+  integer("evaluation_size", d.test_size);
+  integer("num_classes", d.num_classes);
+
+  if (extra.contains("correct_bits")) {
+    Correctness c;
+    text("correct_on", c.on);
+    text("correct_bits", c.bits);
+    r.correct = c;
+  }
+  if (extra.contains("error")) {
+    TrialError e;
+    text("error", e.message);
+    text("phase", e.phase);
+    r.error = e;
+  }
+  if (auto it = extra.find("nni"); it != extra.end() && it->is_object()) {
+    NniTrial n;
+    if (auto v = it->find("experiment_id"); v != it->end() && v->is_string()) n.experiment_id = *v;
+    if (auto v = it->find("trial_job_id"); v != it->end() && v->is_string()) n.trial_job_id = *v;
+    if (auto v = it->find("seq_id"); v != it->end() && v->is_string()) n.seq_id = *v;
+    r.nni = n;
+  }
+  flag("calibration", r.calibration);
+  flag("probe", r.probe);
 }
 
 std::string errno_text() { return std::strerror(errno); }
@@ -126,6 +246,68 @@ TrialTiming TrialTiming::from_json(const json& j) {
   return t;
 }
 
+json TrainingInfo::to_json() const {
+  return {{"epochs", epochs},
+          {"proxy_epochs", proxy_epochs},
+          {"steps", steps},
+          {"samples_seen", samples_seen},
+          {"seed", seed},
+          {"threads", threads},
+          {"memory_format", memory_format},
+          {"tool_version", tool_version},
+          {"full_curve", full_curve}};
+}
+
+TrainingInfo TrainingInfo::from_json(const json& j) {
+  TrainingInfo t;
+  read_int(j, "epochs", t.epochs);
+  read_int(j, "proxy_epochs", t.proxy_epochs);
+  read_int(j, "steps", t.steps);
+  read_int(j, "samples_seen", t.samples_seen);
+  read_uint(j, "seed", t.seed);
+  int64_t threads = 0;
+  read_int(j, "threads", threads);
+  t.threads = static_cast<int>(threads);
+  read_string(j, "memory_format", t.memory_format);
+  read_string(j, "tool_version", t.tool_version);
+  read_numbers(j, "full_curve", t.full_curve);
+  return t;
+}
+
+json DataInfo::to_json() const {
+  return {{"dataset", dataset},
+          {"space", space},
+          {"space_file", space_file},
+          {"space_hash", space_hash},
+          {"manifest", manifest},
+          {"method", method},
+          {"ratio", ratio},
+          {"sampling_seed", sampling_seed},
+          {"max_train", max_train},
+          {"max_test", max_test},
+          {"train_size", train_size},
+          {"test_size", test_size},
+          {"num_classes", num_classes}};
+}
+
+DataInfo DataInfo::from_json(const json& j) {
+  DataInfo d;
+  read_string(j, "dataset", d.dataset);
+  read_string(j, "space", d.space);
+  read_string(j, "space_file", d.space_file);
+  read_string(j, "space_hash", d.space_hash);
+  read_string(j, "manifest", d.manifest);
+  read_string(j, "method", d.method);
+  read_double(j, "ratio", d.ratio);
+  read_int(j, "sampling_seed", d.sampling_seed);
+  read_int(j, "max_train", d.max_train);
+  read_int(j, "max_test", d.max_test);
+  read_int(j, "train_size", d.train_size);
+  read_int(j, "test_size", d.test_size);
+  read_int(j, "num_classes", d.num_classes);
+  return d;
+}
+
 json TrialRecord::to_json() const {
   json j;
   j["schema"] = kSchema;
@@ -147,7 +329,17 @@ json TrialRecord::to_json() const {
   j["manifest_key"] = manifest_key;
   j["finished"] = finished;
   if (timing) j["timing"] = timing->to_json();
-  j["extra"] = extra;
+  j["training"] = training.to_json();
+  j["data"] = data.to_json();
+  if (correct) j["correct"] = {{"on", correct->on}, {"bits", correct->bits}};
+  if (error) j["error"] = {{"message", error->message}, {"phase", error->phase}};
+  if (nni) {
+    j["nni"] = {{"experiment_id", nni->experiment_id},
+                {"trial_job_id", nni->trial_job_id},
+                {"seq_id", nni->seq_id}};
+  }
+  if (calibration) j["calibration"] = true;
+  if (probe) j["probe"] = true;
   return j;
 }
 
@@ -155,10 +347,13 @@ TrialRecord TrialRecord::from_json(const json& j) {
   DATAPROXY_CHECK(j.is_object(), DataError,
                   "a result record must be a JSON object, got " << j.dump().substr(0, 80));
   const json* schema = field(j, "schema");
-  DATAPROXY_CHECK(schema && schema->is_string() && schema->get<std::string>() == kSchema, DataError,
-                  "result record has schema " << (schema ? schema->dump() : std::string("(none)"))
-                                              << ", expected \"" << kSchema
-                                              << "\" (written by another dataproxy version?)");
+  const bool v1 = schema && schema->is_string() && schema->get<std::string>() == kSchemaV1;
+  DATAPROXY_CHECK(v1 || (schema && schema->is_string() && schema->get<std::string>() == kSchema),
+                  DataError,
+                  "result record has schema "
+                      << (schema ? schema->dump() : std::string("(none)")) << ", expected \""
+                      << kSchema << "\" or \"" << kSchemaV1
+                      << "\" (written by a newer dataproxy version? use that version to read it)");
   TrialRecord r;
   read_string(j, "trial_id", r.trial_id);
   if (const json* v = field(j, "parameter_id")) {
@@ -193,7 +388,35 @@ TrialRecord TrialRecord::from_json(const json& j) {
     if (!v->is_object()) wrong_type("timing", "an object of seconds per phase", *v);
     r.timing = TrialTiming::from_json(*v);
   }
-  read_object(j, "extra", r.extra);
+  if (v1) {
+    json extra = json::object();
+    read_object(j, "extra", extra);
+    legacy_extra(extra, r);
+    return r;
+  }
+  r.training = TrainingInfo::from_json(group(j, "training"));
+  r.data = DataInfo::from_json(group(j, "data"));
+  if (field(j, "correct")) {
+    const json& c = group(j, "correct");
+    r.correct.emplace();
+    read_string(c, "on", r.correct->on);
+    read_string(c, "bits", r.correct->bits);
+  }
+  if (field(j, "error")) {
+    const json& e = group(j, "error");
+    r.error.emplace();
+    read_string(e, "message", r.error->message);
+    read_string(e, "phase", r.error->phase);
+  }
+  if (field(j, "nni")) {
+    const json& n = group(j, "nni");
+    r.nni.emplace();
+    read_string(n, "experiment_id", r.nni->experiment_id);
+    read_string(n, "trial_job_id", r.nni->trial_job_id);
+    read_string(n, "seq_id", r.nni->seq_id);
+  }
+  read_bool(j, "calibration", r.calibration);
+  read_bool(j, "probe", r.probe);
   return r;
 }
 
@@ -273,6 +496,47 @@ std::vector<TrialRecord> ResultsStore::load() const {
     }
   }
   return records;
+}
+
+std::vector<CandidatePair> pair_candidates(const std::vector<TrialRecord>& records,
+                                           const PairingManifest& manifest) {
+  struct Sums {
+    double proxy = 0, full = 0;
+    int64_t n_proxy = 0, n_full = 0;
+  };
+  std::map<std::string, Sums> by_config;
+  for (const TrialRecord& r : records) {
+    if (r.status != "complete" || r.config_id.empty()) continue;
+    Sums& s = by_config[r.config_id];
+    if (r.proxy_accuracy && (manifest.key.empty() || r.manifest_key == manifest.key)) {
+      s.proxy += *r.proxy_accuracy;
+      ++s.n_proxy;
+    }
+    if (r.full_accuracy) {
+      s.full += *r.full_accuracy;
+      ++s.n_full;
+    }
+  }
+  std::map<std::string, double> probe_full(manifest.probes.begin(), manifest.probes.end());
+  std::vector<CandidatePair> out;
+  for (const auto& [config_id, s] : by_config) {
+    if (s.n_proxy == 0) continue;
+    CandidatePair p;
+    p.config_id = config_id;
+    p.proxy = s.proxy / static_cast<double>(s.n_proxy);
+    p.proxy_runs = s.n_proxy;
+    if (s.n_full > 0) {
+      p.full = s.full / static_cast<double>(s.n_full);
+      p.full_runs = s.n_full;
+    } else if (auto it = probe_full.find(config_id); it != probe_full.end()) {
+      p.full = it->second;
+      p.full_from_probe = true;
+    } else {
+      continue;
+    }
+    out.push_back(std::move(p));
+  }
+  return out;
 }
 
 std::string utc_now() {

@@ -2,6 +2,7 @@
 #include <unistd.h>
 
 #include <fstream>
+#include <map>
 #include <regex>
 
 #include "dataproxy/error.h"
@@ -89,6 +90,53 @@ TEST(MergeCandidates, MergesByConfigAndAddsProbes) {
   EXPECT_FALSE(cands[2].proxy_accuracy.has_value());  // pruned accuracies do not rank
   EXPECT_TRUE(cands[3].probe);
   EXPECT_FALSE(cands[3].searched);
+}
+
+// The report ranks exactly the pairs the trial runner correlates (pair_candidates), edge cases
+// included, and its table shows the paired accuracies.
+TEST(BuildReport, RanksThePairsOfPairCandidates) {
+  std::vector<TrialRecord> records = {record("a", 0.50, 0.70),
+                                      record("a", 0.60, std::nullopt),  // duplicated configuration
+                                      record("light", 0.55, 0.85),      // spot-checked probe
+                                      record("heavy", 0.65, std::nullopt),  // probe, no spot check
+                                      record("b", 0.40, 0.60),
+                                      record("c", 0.45, 0.75),  // pruned, failed
+                                      record("d", 0.30, 0.65),
+                                      record("e", 0.35, std::nullopt)};  // another proxy; full only
+  records[4].status = "pruned";
+  records[5].status = "failed";
+  records[6].manifest_key = "key2";
+  records[7].proxy_accuracy.reset();
+  records[7].full_accuracy = 0.66;
+  records[7].spot_check = true;
+  const json manifest = manifest_with_probes();
+  PairingManifest pm;
+  pm.key = "key1";
+  for (const auto& p : manifest["probes"])
+    pm.probes.emplace_back(p["config_id"], p["test_accuracy"]);
+  const auto pairs = pair_candidates(records, pm);
+  ASSERT_EQ(pairs.size(), 3u);  // a, heavy, light
+
+  const json r = build_report(records, manifest, fast_options());
+  std::map<std::string, std::pair<double, double>> ranked;
+  for (std::size_t i = 0; i < r["ranking"]["ids"].size(); ++i) {
+    ranked[r["ranking"]["ids"][i]] = {r["ranking"]["proxy"][i], r["ranking"]["full"][i]};
+  }
+  ASSERT_EQ(ranked.size(), pairs.size());
+  for (const auto& p : pairs) {
+    ASSERT_TRUE(ranked.count(p.config_id)) << p.config_id;
+    EXPECT_DOUBLE_EQ(ranked[p.config_id].first, p.proxy) << p.config_id;
+    EXPECT_DOUBLE_EQ(ranked[p.config_id].second, p.full) << p.config_id;
+  }
+  EXPECT_DOUBLE_EQ(ranked["light"].second, 0.85);  // the spot check, not the probe's 0.80
+  for (const auto& row : r["candidates"]) {
+    const std::string id = row["id"];
+    EXPECT_EQ(row["ranked"].get<bool>(), ranked.count(id) > 0) << id;
+    if (ranked.count(id)) {
+      EXPECT_DOUBLE_EQ(row["proxy_accuracy"].get<double>(), ranked[id].first) << id;
+      EXPECT_DOUBLE_EQ(row["full_accuracy"].get<double>(), ranked[id].second) << id;
+    }
+  }
 }
 
 TEST(BuildReport, NoSpotChecksStillRendersAndSaysSo) {

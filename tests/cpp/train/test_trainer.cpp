@@ -3,6 +3,7 @@
 #include <cmath>
 #include <sstream>
 
+#include "dataproxy/candidate.h"
 #include "dataproxy/error.h"
 #include "dataproxy/trainer.h"
 #include "synthetic.h"
@@ -453,6 +454,114 @@ TEST(Threads, ConfiguresTheCount) {
   EXPECT_GE(configure_threads(0), 1);
   EXPECT_THROW(configure_threads(-1), InvalidInput);
   configure_threads(2);
+}
+
+// train_candidate(): the one train-and-record loop of the trial runner, evaluate and calibrate.
+class CandidateTest : public TrainerTest {
+ protected:
+  static SearchSpace space() {
+    return SearchSpace::load(fs::path(DATAPROXY_TEST_SOURCE_DIR) / "search_spaces" /
+                             "resnet_tiny.yaml");
+  }
+  static CandidateOptions options(uint64_t seed) {
+    CandidateOptions o;
+    o.train = cpu_options(seed);
+    o.train.epochs = 2;
+    o.train.eval_subset = 0;
+    return o;
+  }
+};
+
+TEST_F(CandidateTest, TrainsBothPhasesAndRecordsTypedFields) {
+  const SearchSpace s = space();
+  const Config config = s.validate(json{{"B", 4}, {"K", 3}, {"M", 1}});
+  const Dataset proxy_train = subset(*train_, torch::arange(0, 300));
+  CandidateOptions o = options(3);
+  o.proxy_epochs = 3;
+  o.record_correct = true;
+  CandidateData data;
+  data.proxy = {&proxy_train, test_, 6};
+  data.full = {train_, test_, 0};
+  const CandidateOutcome out = train_candidate(s, config, data, o);
+  const TrialRecord& r = out.record;
+  EXPECT_FALSE(out.stopped);
+  EXPECT_EQ(r.status, "complete");
+  EXPECT_EQ(r.config_id, s.config_id(config));
+  ASSERT_TRUE(r.proxy_accuracy && r.full_accuracy);
+  EXPECT_TRUE(r.spot_check);
+  EXPECT_EQ(r.proxy_curve.size(), 3u);
+  EXPECT_EQ(r.training.full_curve.size(), 2u);
+  EXPECT_DOUBLE_EQ(r.proxy_curve.back(), *r.proxy_accuracy);
+  EXPECT_DOUBLE_EQ(r.training.full_curve.back(), *r.full_accuracy);
+  EXPECT_EQ(r.training.epochs, 2);
+  EXPECT_EQ(r.training.proxy_epochs, 3);
+  EXPECT_EQ(r.training.seed, 3u);
+  EXPECT_EQ(r.training.threads, 1);
+  EXPECT_EQ(r.training.steps, 2 * ((train_->size() + 63) / 64));
+  EXPECT_FALSE(r.training.memory_format.empty());
+  EXPECT_EQ(r.data.train_size, train_->size());  // the last phase's
+  EXPECT_EQ(r.data.test_size, test_->size());
+  EXPECT_EQ(r.data.num_classes, 6);
+  EXPECT_GT(r.macs, 0);
+  EXPECT_EQ(r.device, "cpu");
+  ASSERT_TRUE(r.correct.has_value());
+  EXPECT_EQ(r.correct->on, "test");
+  const auto bytes = static_cast<std::size_t>((test_->size() + 7) / 8);
+  EXPECT_EQ(r.correct->bits.size(), 4 * ((bytes + 2) / 3));  // base64 of one bit per sample
+  ASSERT_TRUE(r.timing.has_value());
+  EXPECT_GT(r.timing->train, 0);
+  EXPECT_EQ(r.timing->eval_final, test_->size());
+  EXPECT_GT(r.proxy_seconds, 0);
+  EXPECT_GT(r.full_seconds, 0);
+}
+
+TEST_F(CandidateTest, SameSeedSameRecordAsTrainingByHand) {
+  const SearchSpace s = space();
+  const Config config = s.validate(json{{"B", 4}, {"K", 3}, {"M", 2}});
+  CandidateData data;
+  data.proxy = {train_, test_, 0};
+  const TrialRecord a = train_candidate(s, config, data, options(5)).record;
+  const TrialRecord b = train_candidate(s, config, data, options(5)).record;
+  EXPECT_EQ(a.proxy_curve, b.proxy_curve);
+  EXPECT_EQ(*a.proxy_accuracy, *b.proxy_accuracy);
+  EXPECT_FALSE(a.full_accuracy.has_value());
+  EXPECT_FALSE(a.spot_check);
+
+  // What the callers did before train_candidate existed.
+  TrainOptions t = options(5).train;
+  Trainer trainer(s.training(), t);
+  seed_everything(5);
+  const InputShape shape{train_->channels(), train_->height(), train_->width()};
+  auto model = build_model(s, config, shape, train_->num_classes);
+  EXPECT_EQ(trainer.fit(*model, *train_, *test_).final_accuracy, *a.proxy_accuracy);
+}
+
+TEST_F(CandidateTest, AnObserverStopsTheCandidate) {
+  const SearchSpace s = space();
+  const Config config = s.validate(json{{"B", 4}, {"K", 3}, {"M", 1}});
+  struct StopAfterOne : CandidateObserver {
+    std::vector<std::string> phases;
+    void phase_started(CandidatePhase p) override { phases.push_back(to_string(p)); }
+    bool epoch_done(CandidatePhase, const EpochStats&, int64_t epochs) override {
+      EXPECT_EQ(epochs, 4);
+      return false;
+    }
+  } observer;
+  CandidateOptions o = options(1);
+  o.proxy_epochs = 4;
+  CandidateData data;
+  data.proxy = {train_, test_, 0};
+  data.full = {train_, test_, 0};
+  const CandidateOutcome out = train_candidate(s, config, data, o, null_reporter(), &observer);
+  EXPECT_TRUE(out.stopped);
+  EXPECT_EQ(out.stopped_in, CandidatePhase::kProxy);
+  EXPECT_EQ(out.record.status, "interrupted");
+  EXPECT_EQ(out.record.proxy_curve.size(), 1u);
+  ASSERT_TRUE(out.record.proxy_accuracy.has_value());
+  EXPECT_DOUBLE_EQ(*out.record.proxy_accuracy, out.record.proxy_curve.back());
+  EXPECT_FALSE(out.record.full_accuracy.has_value());
+  EXPECT_EQ(observer.phases, std::vector<std::string>{"proxy"});
+  EXPECT_THROW(train_candidate(s, config, CandidateData{}, o), InvalidInput);
 }
 
 }  // namespace

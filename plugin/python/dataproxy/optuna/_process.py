@@ -75,6 +75,7 @@ class ChildProcess:
         echo_stderr: bool = False,
         inherit_stderr: bool = False,
         death_signal: int = signal.SIGKILL,
+        stdin_pipe: bool = False,
     ) -> None:
         self.argv = [str(a) for a in argv]
         parent = os.getpid()
@@ -84,7 +85,7 @@ class ChildProcess:
         self._echo = echo_stderr
         self.proc = subprocess.Popen(
             self.argv,
-            stdin=subprocess.DEVNULL,
+            stdin=subprocess.PIPE if stdin_pipe else subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=None if inherit_stderr else subprocess.PIPE,
             env=env,
@@ -120,12 +121,33 @@ class ChildProcess:
                 sys.stderr.write(line)
                 sys.stderr.flush()
 
-    def events(self) -> Iterator[dict[str, Any]]:
+    def send_line(self, text: str) -> None:
+        """Writes one line to the child's stdin (started with stdin_pipe=True); raises
+        BrokenPipeError when the child has gone."""
+        assert self.proc.stdin is not None, "started without stdin_pipe"
+        self.proc.stdin.write(text.rstrip("\n") + "\n")
+        self.proc.stdin.flush()
+
+    def close_stdin(self) -> None:
+        """Closes the child's stdin: a child reading requests sees the end and exits."""
+        if self.proc.stdin is not None and not self.proc.stdin.closed:
+            try:
+                self.proc.stdin.close()
+            except BrokenPipeError:
+                pass
+
+    def events(self, timeout: float | None = None) -> Iterator[dict[str, Any]]:
         """JSON objects with an "event" key from stdout, until it closes; other lines are kept
-        for diagnosis (see stdout_tail)."""
+        for diagnosis (see stdout_tail). With `timeout`, raises TimeoutError when no line
+        comes for that many seconds. The generator may be left and called again: lines not
+        yet read stay for the next call."""
         while True:
-            line = self._lines.get()
+            try:
+                line = self._lines.get(timeout=timeout)
+            except queue.Empty:
+                raise TimeoutError(f"no output from {self.argv[0]} for {timeout} s") from None
             if line is None:
+                self._lines.put(None)  # the end stays the end for later calls
                 return
             text = line.strip()
             if not text:
@@ -166,6 +188,14 @@ class ChildProcess:
         if self.proc.poll() is None:
             self._signal_group(signal.SIGKILL)
 
+    def signal(self, sig: int) -> None:
+        """Sends `sig` to the child itself (not its group), if it still runs."""
+        if self.proc.poll() is None:
+            try:
+                self.proc.send_signal(sig)
+            except ProcessLookupError:
+                pass
+
     def _signal_group(self, sig: int) -> None:
         try:
             os.killpg(self.proc.pid, sig)
@@ -187,10 +217,16 @@ class ChildProcess:
         return self
 
     def __exit__(self, *exc: object) -> None:
+        if self.proc.stdin is not None and not self.proc.stdin.closed:
+            self.close_stdin()  # a server ends at the end of its requests
+            try:
+                self.proc.wait(5.0)
+            except subprocess.TimeoutExpired:
+                pass
         if self.proc.poll() is None:
             self.stop(timeout=10.0)
         else:
             self.wait()
-        for stream in (self.proc.stdout, self.proc.stderr):
+        for stream in (self.proc.stdin, self.proc.stdout, self.proc.stderr):
             if stream is not None:
                 stream.close()

@@ -13,6 +13,10 @@ not trained again: the earlier trial's result stands (reuse_duplicates). The ret
 the proxy accuracy; user_attrs hold proxy_accuracy, full_accuracy, spot_check, manifest_key and
 the running rank correlation. A runner that fails raises RunnerFailed after storing its exit
 code and stderr tail in user_attrs (so `catch=(RunnerFailed,)` records FAIL and goes on).
+
+By default (RunnerOptions.serve) each worker thread keeps one `dataproxy-trial --serve`, which
+trains its trials one after another with the data in memory; pruning then stops the current
+candidate only. The same seeds give the same accuracies as one process per trial.
 """
 
 from __future__ import annotations
@@ -21,7 +25,9 @@ import json
 import os
 import signal
 import socket
-from collections.abc import Sequence
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,8 +38,9 @@ from dataproxy.space import SearchSpace
 from dataproxy.spot_check import NoSpotCheck, SpotCheck
 
 from ._process import ChildProcess
+from ._server import ServerGone, TrialServer
 
-__all__ = ["DataProxyObjective", "RunnerFailed", "RunnerOptions", "runner_argv"]
+__all__ = ["DataProxyObjective", "RunnerFailed", "RunnerOptions", "runner_argv", "server_argv"]
 
 #: Attributes about how a trial ran, not what it found: not copied to a duplicate.
 _OWN_ATTRS = {"worker", "runner_pid", "runner_exit_code", "duplicate_of"}
@@ -92,6 +99,10 @@ class RunnerOptions:
     env: dict[str, str] = field(default_factory=dict)
     #: Copy the runner's stderr to ours as it comes (else only its tail on failure).
     echo_stderr: bool = False
+    #: One long-lived `dataproxy-trial --serve` per worker thread trains candidate after
+    #: candidate with the data kept in memory (same seeds, same accuracies); False starts one
+    #: process per trial. Default: on, unless the environment sets DATAPROXY_TRIAL_SERVE=0.
+    serve: bool = field(default_factory=lambda: os.environ.get("DATAPROXY_TRIAL_SERVE") != "0")
 
 
 def runner_argv(
@@ -135,6 +146,48 @@ def runner_argv(
     return argv
 
 
+def server_argv(options: RunnerOptions) -> list[str]:
+    """The command line of a `dataproxy-trial --serve` for `options` (the per-trial settings
+    come with each request: serve_request)."""
+    argv = [
+        options.binary,
+        "--serve",
+        "--manifest",
+        options.manifest,
+        "--space",
+        options.space_file,
+        "--data-root",
+        options.data_root,
+        "--framework",
+        "optuna",
+        "--device",
+        options.device,
+        "--report",
+        "jsonl",
+    ]
+    if options.results_dir:
+        argv += ["--results", options.results_dir]
+    if options.epochs is not None:
+        argv += ["--epochs", str(options.epochs)]
+    if options.proxy_epochs is not None:
+        argv += ["--proxy-epochs", str(options.proxy_epochs)]
+    if options.threads is not None:
+        argv += ["--threads", str(options.threads)]
+    if options.seed is not None:
+        argv += ["--seed", str(options.seed)]
+    if options.eval_subset is not None:
+        argv += ["--eval-subset", str(options.eval_subset)]
+    argv += [str(a) for a in options.extra_args]
+    return argv
+
+
+def serve_request(params: dict[str, Any], *, trial_id: str, spot_check: bool) -> str:
+    """One request line for a server started with server_argv."""
+    return json.dumps(
+        {"params": params, "trial_id": trial_id, "spot_check": spot_check}, sort_keys=True
+    )
+
+
 class DataProxyObjective:
     """Callable objective for study.optimize; maximise the returned proxy accuracy."""
 
@@ -156,6 +209,25 @@ class DataProxyObjective:
         self.reuse_duplicates = reuse_duplicates
         #: The last RunnerFailed raised, for callers that stop on fatal errors.
         self.last_failure: RunnerFailed | None = None
+        # One server per thread: study.optimize(n_jobs=N) calls the objective from N threads.
+        self._servers = threading.local()
+
+    def close(self) -> None:
+        """Ends this thread's trial server, if any (servers also end with their thread)."""
+        server = getattr(self._servers, "server", None)
+        if server is not None:
+            server.close()
+            self._servers.server = None
+
+    def _server(self) -> TrialServer:
+        server = getattr(self._servers, "server", None)
+        if server is None:
+            env = {**os.environ, **self.options.env} if self.options.env else None
+            server = TrialServer(
+                server_argv(self.options), env=env, echo_stderr=self.options.echo_stderr
+            )
+            self._servers.server = server
+        return server
 
     def suggest(self, trial: optuna.Trial) -> dict[str, Any]:
         return {
@@ -185,47 +257,17 @@ class DataProxyObjective:
         trial.set_user_attr("spot_check", spot)
         if self.manifest_key:
             trial.set_user_attr("manifest_key", self.manifest_key)
-        argv = runner_argv(self.options, params, trial_id=str(trial.number), spot_check=spot)
-        env = None
-        if self.options.env:
-            env = {**os.environ, **self.options.env}
-        final: dict[str, Any] | None = None
-        full_curve: list[float] = []
-        proxy_epochs = 0
-        with ChildProcess(argv, env=env, echo_stderr=self.options.echo_stderr) as child:
-            trial.set_user_attr("runner_pid", child.pid)
-            for event in child.events():
-                kind = event.get("event")
-                if kind == "epoch":
-                    accuracy = event.get("test_accuracy")
-                    if not isinstance(accuracy, (int, float)):
-                        continue
-                    if event.get("phase", "proxy") == "full":
-                        full_curve.append(float(accuracy))
-                        continue
-                    proxy_epochs += 1
-                    step = int(event.get("epoch", proxy_epochs))
-                    trial.report(float(accuracy), step)
-                    # A spot check is a measurement of the proxy itself: it runs to the end.
-                    if not spot and trial.should_prune():
-                        code = child.stop(self.options.stop_timeout, signal.SIGUSR1)
-                        trial.set_user_attr("runner_exit_code", code)
-                        trial.set_user_attr("pruned_at_epoch", step)
-                        raise optuna.TrialPruned(
-                            f"pruned at epoch {step} (accuracy {accuracy:.4f})"
-                        )
-                elif kind == "final":
-                    final = event
-            code = child.wait()
-            tail = child.stderr_tail()
-            stdout_tail = child.stdout_tail()
+        if self.options.serve:
+            code, final, full_curve, tail = self._run_served(trial, params, spot)
+        else:
+            code, final, full_curve, tail = self._run_process(trial, params, spot)
         trial.set_user_attr("runner_exit_code", code)
         if code != 0 or final is None or final.get("status", "complete") != "complete":
-            self.last_failure = self._failure(trial, code, final, tail or stdout_tail)
+            self.last_failure = self._failure(trial, code, final, tail)
             raise self.last_failure
         proxy = final.get("proxy_accuracy")
         if not isinstance(proxy, (int, float)):
-            self.last_failure = self._failure(trial, code, final, tail or stdout_tail)
+            self.last_failure = self._failure(trial, code, final, tail)
             raise self.last_failure
         trial.set_user_attr("proxy_accuracy", float(proxy))
         full = final.get("full_accuracy")
@@ -241,6 +283,58 @@ class DataProxyObjective:
         if final.get("manifest_key"):
             trial.set_user_attr("manifest_key", final["manifest_key"])
         return float(proxy)
+
+    def _run_process(
+        self, trial: optuna.Trial, params: dict[str, Any], spot: bool
+    ) -> tuple[int, dict[str, Any] | None, list[float], str]:
+        """One `dataproxy-trial` process for this trial."""
+        argv = runner_argv(self.options, params, trial_id=str(trial.number), spot_check=spot)
+        env = None
+        if self.options.env:
+            env = {**os.environ, **self.options.env}
+        with ChildProcess(argv, env=env, echo_stderr=self.options.echo_stderr) as child:
+            trial.set_user_attr("runner_pid", child.pid)
+
+            def prune() -> int:
+                return child.stop(self.options.stop_timeout, signal.SIGUSR1)
+
+            final, full_curve = _follow(trial, child.events(), spot, prune)
+            code = child.wait()
+            tail = child.stderr_tail()
+            stdout_tail = child.stdout_tail()
+        return code, final, full_curve, tail or stdout_tail
+
+    def _run_served(
+        self, trial: optuna.Trial, params: dict[str, Any], spot: bool
+    ) -> tuple[int, dict[str, Any] | None, list[float], str]:
+        """This trial as one request to the thread's trial server."""
+        server = self._server()
+        request = serve_request(params, trial_id=str(trial.number), spot_check=spot)
+        events = server.request(request)
+
+        def prune() -> int:
+            server.prune()
+            try:
+                for event in _with_timeout(events, self.options.stop_timeout):
+                    if event.get("event") in ("pruned", "interrupted", "final", "error"):
+                        return 0
+            except (TimeoutError, ServerGone):
+                server.stop(0)
+            return 0
+
+        try:
+            trial.set_user_attr("runner_pid", server.start())
+            final, full_curve = _follow(trial, events, spot, prune)
+        except ServerGone as gone:
+            return gone.exit_code if gone.exit_code is not None else 1, None, [], gone.stderr_tail
+        if final is None:
+            return 1, None, full_curve, ""
+        if final.get("event") == "error":
+            code = int(final.get("exit_code", 1))
+            return code, None, full_curve, str(final.get("message", ""))
+        if final.get("event") == "interrupted":
+            return 130, final, full_curve, ""
+        return 0, final, full_curve, ""
 
     @staticmethod
     def _twin(
@@ -278,6 +372,50 @@ class DataProxyObjective:
         message = f"trial runner {what}: {last}"
         trial.set_user_attr("runner_error", message)
         return RunnerFailed(message, exit_code=code, stderr_tail=tail)
+
+
+def _follow(
+    trial: optuna.Trial,
+    events: Iterator[dict[str, Any]],
+    spot: bool,
+    prune: Callable[[], int],
+) -> tuple[dict[str, Any] | None, list[float]]:
+    """Reads one trial's events: proxy epochs to trial.report (pruning when the pruner says
+    so: raises TrialPruned after `prune()`), full-data epochs to a curve. Returns the terminal
+    event ("final"; in serve mode also "error" or "interrupted") and the full-data curve."""
+    final: dict[str, Any] | None = None
+    full_curve: list[float] = []
+    proxy_epochs = 0
+    for event in events:
+        kind = event.get("event")
+        if kind == "epoch":
+            accuracy = event.get("test_accuracy")
+            if not isinstance(accuracy, (int, float)):
+                continue
+            if event.get("phase", "proxy") == "full":
+                full_curve.append(float(accuracy))
+                continue
+            proxy_epochs += 1
+            step = int(event.get("epoch", proxy_epochs))
+            trial.report(float(accuracy), step)
+            # A spot check is a measurement of the proxy itself: it runs to the end.
+            if not spot and trial.should_prune():
+                code = prune()
+                trial.set_user_attr("runner_exit_code", code)
+                trial.set_user_attr("pruned_at_epoch", step)
+                raise optuna.TrialPruned(f"pruned at epoch {step} (accuracy {accuracy:.4f})")
+        elif kind in ("final", "error", "interrupted"):
+            final = event
+    return final, full_curve
+
+
+def _with_timeout(events: Iterator[dict[str, Any]], timeout: float) -> Iterator[dict[str, Any]]:
+    """`events` until `timeout` seconds have passed in all (checked between events)."""
+    deadline = time.monotonic() + timeout
+    for event in events:
+        yield event
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"no end of the pruned candidate after {timeout} s")
 
 
 def _signal_name(sig: int) -> str:
