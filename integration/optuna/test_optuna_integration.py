@@ -146,8 +146,9 @@ class _PruneAtFirstReport(optuna.pruners.BasePruner):
         return bool(trial.intermediate_values)
 
 
-def test_pruned_real_runner_stops_cleanly(programs, data_root, manifest, tmp_path):
-    options = runner_options(programs, data_root, manifest, tmp_path, epochs=3)
+@pytest.mark.parametrize("serve", [True, False], ids=["served", "process-per-trial"])
+def test_pruned_real_runner_stops_cleanly(programs, data_root, manifest, tmp_path, serve):
+    options = runner_options(programs, data_root, manifest, tmp_path, epochs=3, serve=serve)
     objective = DataProxyObjective(load_space(SPACE), options, manifest_key=manifest["key"])
     study = optuna.create_study(direction="maximize", pruner=_PruneAtFirstReport())
     study.optimize(objective, n_trials=1)
@@ -156,7 +157,12 @@ def test_pruned_real_runner_stops_cleanly(programs, data_root, manifest, tmp_pat
     assert list(trial.intermediate_values) == [1]
     # 0: the runner took SIGUSR1 (prune), stopped at its next boundary, and recorded it.
     assert trial.user_attrs["runner_exit_code"] == 0
-    assert wait_gone(trial.user_attrs["runner_pid"], timeout=5)
+    pid = trial.user_attrs["runner_pid"]
+    if serve:
+        # Pruning stops the candidate, not the server: it waits for the next one until closed.
+        assert alive(pid)
+        objective.close()
+    assert wait_gone(pid, timeout=5)
     statuses = [r["status"] for r in records(tmp_path)]
     assert statuses == ["pruned"]
 

@@ -101,6 +101,7 @@ class OptunaAdapter:
             report=False,
             dataproxy_bin=FAKE_DATAPROXY,
             trial_bin=FAKE_TRIAL,
+            serve=False,  # fake_trial.py is one process per trial
         )
         return StudyConfig(**{**settings, **kw})
 

@@ -133,6 +133,13 @@ def build_parser() -> argparse.ArgumentParser:
         "pruner sees; the final accuracy uses the whole split); 0 = the whole split "
         "(default: the runner's)",
     )
+    g.add_argument(
+        "--serve",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="keep one trial runner per worker thread that trains candidate after candidate "
+        "(default, unless DATAPROXY_TRIAL_SERVE=0); --no-serve starts one process per trial",
+    )
     g.add_argument("--sampler", choices=SAMPLERS, default=d.sampler)
     g.add_argument("--pruner", choices=PRUNERS, default=d.pruner)
     g.add_argument(
@@ -238,6 +245,7 @@ def config_from_args(args: argparse.Namespace) -> StudyConfig:
         n_trials=args.n_trials,
         epochs=args.epochs,
         eval_subset=args.eval_subset,
+        serve=args.serve,
         sampler=args.sampler,
         pruner=args.pruner,
         pruner_startup_trials=args.pruner_startup_trials,

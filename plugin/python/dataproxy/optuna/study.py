@@ -127,6 +127,9 @@ class StudyConfig:
     #: Test samples each trial evaluates after every epoch but the last (the pruner's signal;
     #: the final accuracy uses the whole split); 0 = the whole split; None = the runner's default.
     eval_subset: int | None = None
+    #: One long-lived `dataproxy-trial --serve` per worker thread (True), or one process per
+    #: trial (False); None = serve unless DATAPROXY_TRIAL_SERVE=0.
+    serve: bool | None = None
     #: "tpe", "random" or "grid".
     sampler: str = "tpe"
     #: "median", "hyperband" or "none".
@@ -534,6 +537,7 @@ def _build_objective(
         eval_subset=config.eval_subset,
         stop_timeout=config.stop_timeout,
         echo_stderr=config.verbose,
+        **({} if config.serve is None else {"serve": config.serve}),
     )
     policy = SpotCheckPolicy(
         fraction=config.spot_check_fraction,
