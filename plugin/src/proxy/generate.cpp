@@ -1,6 +1,7 @@
 #include <chrono>
 #include <ctime>
 #include <iomanip>
+#include <memory>
 #include <sstream>
 
 #include "dataproxy/clock.h"
@@ -115,19 +116,34 @@ GenerateResult generate_proxy(const ProxyOptions& options, const SearchSpace& sp
 
   const fs::path cache = options.cache_dir.empty() ? default_cache_dir() : options.cache_dir;
   const fs::path dir = proxy_dir(cache, m.key);
-  fs::create_directories(proxies_dir(cache));
   reporter.event({{"event", "proxy_key"}, {"key", m.key}, {"dir", dir.string()}});
-  FileLock lock(proxy_lock_file(cache, m.key));
+  // A cache that cannot be written (read-only) still serves the proxies it holds: an entry's
+  // manifest.json is written last and atomically, so a present one is whole without the lock.
+  std::unique_ptr<FileLock> lock;
+  std::string unwritable;
+  try {
+    fs::create_directories(proxies_dir(cache));
+    lock = std::make_unique<FileLock>(proxy_lock_file(cache, m.key));
+  } catch (const std::exception& e) {
+    unwritable = e.what();
+  }
 
   GenerateResult result;
   result.path = fs::absolute(proxy_manifest_file(cache, m.key));
-  if (!options.rebuild && fs::exists(result.path)) {
+  std::error_code ec;
+  if (!options.rebuild && fs::exists(result.path, ec)) {
     result.manifest = load_manifest(result.path);
     result.cache_hit = true;
     result.probes_from_cache = true;
     report_summary(result.manifest, true, reporter);
     return result;
   }
+  DATAPROXY_CHECK(lock, RuntimeFailure,
+                  "the cache folder " << cache.string() << " cannot be written (" << unwritable
+                                      << ") and holds no proxy " << m.key.substr(0, 12)
+                                      << (options.rebuild ? " that --rebuild could replace" : "")
+                                      << "; point --cache at a writable folder (a read-only "
+                                         "cache serves only the proxies already in it)");
 
   m.stage_seconds = {{"fingerprint", fingerprint_seconds}};
   ProbeEvidence evidence;
