@@ -2,11 +2,14 @@ configure_file(${CMAKE_CURRENT_LIST_DIR}/version.h.in
   ${PROJECT_BINARY_DIR}/include/dataproxy/version.h @ONLY)
 install(FILES ${PROJECT_BINARY_DIR}/include/dataproxy/version.h DESTINATION include/dataproxy)
 
-# One precompiled torch/torch.h shared by every target: parsing it costs ~15 s per file.
-add_library(dataproxy_pch OBJECT ${CMAKE_CURRENT_LIST_DIR}/pch.cpp)
-target_link_libraries(dataproxy_pch PUBLIC torch nlohmann_json::nlohmann_json)
-if(DATAPROXY_USE_PCH)
-  target_precompile_headers(dataproxy_pch PRIVATE <torch/torch.h> <nlohmann/json.hpp>)
+# One precompiled torch/torch.h shared by the targets that use LibTorch: parsing it costs ~15 s
+# per file. Torch-free targets neither link torch nor reuse this header.
+if(DATAPROXY_WITH_TORCH)
+  add_library(dataproxy_pch OBJECT ${CMAKE_CURRENT_LIST_DIR}/pch.cpp)
+  target_link_libraries(dataproxy_pch PUBLIC torch nlohmann_json::nlohmann_json)
+  if(DATAPROXY_USE_PCH)
+    target_precompile_headers(dataproxy_pch PRIVATE <torch/torch.h> <nlohmann/json.hpp>)
+  endif()
 endif()
 
 function(dataproxy_use_pch target)
@@ -15,9 +18,10 @@ function(dataproxy_use_pch target)
   endif()
 endfunction()
 
-# dataproxy_component(NAME SOURCES ... DEPENDS ...): one static library per pipeline stage.
+# dataproxy_component(NAME [TORCH] SOURCES ... DEPENDS ...): one static library per pipeline
+# stage. TORCH: the stage uses LibTorch (links it, reuses the torch precompiled header).
 function(dataproxy_component name)
-  cmake_parse_arguments(ARG "" "" "SOURCES;DEPENDS" ${ARGN})
+  cmake_parse_arguments(ARG "TORCH" "" "SOURCES;DEPENDS" ${ARGN})
   add_library(dataproxy_${name} STATIC ${ARG_SOURCES})
   add_library(dataproxy::${name} ALIAS dataproxy_${name})
   target_include_directories(dataproxy_${name} PUBLIC
@@ -28,18 +32,24 @@ function(dataproxy_component name)
   set_target_properties(dataproxy_${name} PROPERTIES
     EXPORT_NAME ${name})
   target_compile_options(dataproxy_${name} PRIVATE -Wall -Wextra)
-  dataproxy_use_pch(dataproxy_${name})
+  if(ARG_TORCH)
+    target_link_libraries(dataproxy_${name} PUBLIC torch)
+    dataproxy_use_pch(dataproxy_${name})
+  endif()
   install(TARGETS dataproxy_${name} EXPORT dataproxyTargets ARCHIVE DESTINATION lib)
 endfunction()
 
-# dataproxy_test(NAME SOURCES ... DEPENDS ...): a GoogleTest executable registered with CTest.
+# dataproxy_test(NAME [TORCH] SOURCES ... DEPENDS ...): a GoogleTest executable registered with
+# CTest. TORCH: it uses LibTorch (reuses the torch precompiled header).
 function(dataproxy_test name)
-  cmake_parse_arguments(ARG "" "" "SOURCES;DEPENDS;LABELS" ${ARGN})
+  cmake_parse_arguments(ARG "TORCH" "" "SOURCES;DEPENDS;LABELS" ${ARGN})
   add_executable(${name} ${ARG_SOURCES})
   target_link_libraries(${name} PRIVATE ${ARG_DEPENDS} GTest::gtest GTest::gtest_main)
   target_include_directories(${name} PRIVATE ${PROJECT_SOURCE_DIR}/tests/cpp
     ${PROJECT_SOURCE_DIR}/plugin/src)
-  dataproxy_use_pch(${name})
+  if(ARG_TORCH)
+    dataproxy_use_pch(${name})
+  endif()
   gtest_discover_tests(${name} DISCOVERY_TIMEOUT 60
     PROPERTIES LABELS "${ARG_LABELS}"
     ENVIRONMENT "DATAPROXY_SOURCE_DIR=${PROJECT_SOURCE_DIR}")

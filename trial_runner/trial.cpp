@@ -159,13 +159,6 @@ ReservedSettings take_reserved(json& params) {
   return s;
 }
 
-PairingManifest pairing_of(const Manifest& manifest) {
-  PairingManifest m;
-  m.key = manifest.key;
-  for (const ProbeRecord& p : manifest.probes) m.probes.emplace_back(p.config_id, p.test_accuracy);
-  return m;
-}
-
 SpotCheckSummary summarize_spot_checks(const std::vector<TrialRecord>& records,
                                        const Manifest& manifest) {
   SpotCheckSummary out;

@@ -378,17 +378,48 @@ def test_cache_on_a_full_or_read_only_disk(data, proxy, tmp_path, fault):
         assert done.returncode == 1, (done.returncode, done.stderr)
         assert "dataproxy generate: error: " in done.stderr and message in done.stderr, done.stderr
         assert str(cache) in done.stderr, done.stderr
+        # The error names the file the user knows, not a temporary one, and what to do.
+        assert ".tmp" not in done.stderr, done.stderr
+        assert "point --cache at" in done.stderr or "free space" in done.stderr, done.stderr
         after = snapshot(cache)
         assert {k: after[k] for k in before} == before
         # Nothing of the failed proxy is left but its (empty) lock file.
         new = {k for k in set(after) - set(before) if not k.endswith(".lock")}
         assert new == set(), new
-        # Space again (a read-only cache serves no hit either: see the report of issue 15),
-        # the earlier proxy is still served from the cache and the failed one is built.
+        # Space again: the earlier proxy is still served from the cache and the failed one is
+        # built (test_cache_hit_on_a_full_or_read_only_disk serves hits without space).
         restore(fs, fault)
         earlier = generate(data, cache)
         assert earlier["cache_hit"] is True and earlier["key"] == proxy[1]["key"]
         check_manifest(generate(data, cache, ratio=0.3))
+
+
+@pytest.mark.parametrize("fault", sorted(FAULTS))
+def test_cache_hit_on_a_full_or_read_only_disk(data, proxy, tmp_path, fault):
+    """A proxy already in a cache that cannot be written is served, verified, and nothing is
+    written; a changed one is still refused."""
+    _, apply = FAULTS[fault]
+    with small_fs(tmp_path / "fs", size_kib=4096) as fs:
+        cache, tampered = fs / "cache", fs / "tampered"
+        shutil.copytree(proxy[0], cache)
+        for lock in cache.rglob("*.lock"):  # serving must not need to create one
+            lock.unlink()
+        shutil.copytree(cache, tampered)
+        indices = Path(proxy[1]["path"].replace(str(proxy[0]), str(tampered))).parent
+        data_bytes = (indices / "indices.bin").read_bytes()
+        (indices / "indices.bin").write_bytes(bytes([data_bytes[0] ^ 1]) + data_bytes[1:])
+        before = snapshot(cache)
+        apply(fs)
+        hit = generate(data, cache)
+        assert hit["cache_hit"] is True and hit["key"] == proxy[1]["key"], hit
+        assert Path(hit["path"]).is_relative_to(cache)
+        # Nothing written (a full disk still takes an empty lock file).
+        after = snapshot(cache)
+        assert {k: v for k, v in after.items() if not k.endswith(".lock")} == before
+        done = subprocess.run(generate_argv(data, tampered), capture_output=True, text=True)
+        assert done.returncode == 3, (done.returncode, done.stderr)
+        assert "indices" in done.stderr and "was changed" in done.stderr, done.stderr
+        restore(fs, fault)
 
 
 def pad_to_page_end(results: Path, room: int) -> None:

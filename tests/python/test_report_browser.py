@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 import pytest
+from testdata import write_signed_manifest
 
 REPO = Path(__file__).resolve().parents[2]
 BUILD_DIR = Path(os.environ.get("DATAPROXY_BUILD_DIR", REPO / "build"))
@@ -83,7 +84,7 @@ def record(i: int, row: tuple, status: str = "complete") -> dict:
         "macs": macs,
         "params": macs // 100,
         "device": "cpu",
-        "manifest_key": "k" * 64,
+        "manifest_key": "",  # write_store() names its manifest's
         "finished": "2026-11-27T20:26:25Z",
         "extra": {},
     }
@@ -91,25 +92,19 @@ def record(i: int, row: tuple, status: str = "complete") -> dict:
 
 def write_store(folder: Path, torn_tail: bool = True) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
+    key = write_signed_manifest(
+        folder, space_name="resnet20", probes=PROBES,
+        stage_seconds={"probes": 9410.0, "features": 40.0, "pca": 5.0, "knn": 12.0},
+    )["key"]  # fmt: skip
     rows = SPOT_CHECKS + PROXY_ONLY
-    lines = [json.dumps(record(i, row)) for i, row in enumerate(rows)]
-    pruned = record(len(rows), ("B32_K5_M2", 0.41, None, 15.0, 0.0, 320_000_000), "pruned")
-    lines.append(json.dumps(pruned))
-    text = "\n".join(lines) + "\n"
+    records = [record(i, row) for i, row in enumerate(rows)]
+    records.append(record(len(rows), ("B32_K5_M2", 0.41, None, 15.0, 0.0, 320_000_000), "pruned"))
+    for r in records:
+        r["manifest_key"] = key
+    text = "\n".join(json.dumps(r) for r in records) + "\n"
     if torn_tail:  # a trial runner killed mid-write
         text += json.dumps(record(99, SPOT_CHECKS[0]))[:57]
     (folder / "results.jsonl").write_text(text)
-    manifest = {
-        "schema_version": 2,
-        "key": "k" * 64,
-        "dataset": "cifar10",
-        "method": "importance",
-        "ratio": 0.1,
-        "space_name": "resnet20",
-        "probes": PROBES,
-        "stage_seconds": {"probes": 9410.0, "features": 40.0, "pca": 5.0, "knn": 12.0},
-    }
-    (folder / "manifest.json").write_text(json.dumps(manifest))
     return folder
 
 

@@ -9,6 +9,8 @@
 #include <string>
 #include <vector>
 
+#include "dataproxy/load_options.h"
+
 namespace dataproxy {
 
 namespace fs = std::filesystem;
@@ -71,24 +73,6 @@ struct DatasetSplits {
 /// Which CIFAR-100 label to use.
 enum class Cifar100Label { fine, coarse };
 
-/// Options for load_dataset().
-struct LoadOptions {
-  int64_t max_train = 0;  ///< keep only the first N training samples; 0 keeps all
-  int64_t max_test = 0;   ///< keep only the first N test samples; 0 keeps all
-  /// Require the official sample counts (CIFAR: 50000 train / 10000 test, 10000 per batch
-  /// file; Fashion-MNIST: 60000 / 10000), so that a file cut at a record boundary is caught.
-  /// Turn off for custom-size files in the same formats.
-  bool official_sizes = true;
-  /// Side of the square images every sample is resized to (bilinear, antialiased), in pixels;
-  /// 0 keeps the size (for "folder": the most common size among all images).
-  int64_t image_size = 0;
-  /// Decoded "folder", "npz" and "idx" data are kept in a memory-mapped cache entry keyed by
-  /// the source files (paths, sizes, mtimes) and image_size; false decodes every time.
-  bool use_cache = true;
-  /// Cache root; the entries go to cache_dir/data/<key>/. Empty = default_cache_dir().
-  fs::path cache_dir;
-};
-
 /// Readers. Each validates sizes, magic numbers and label ranges, and throws DataError naming
 /// the file and what is wrong; a dataset is never silently short.
 Dataset read_cifar10_batches(const std::vector<fs::path>& files, const std::string& name);
@@ -133,5 +117,21 @@ void remember_fingerprint(Dataset& dataset, const std::string& sha256 = {});
 /// The samples at `indices` (int64 [K]), in that order; throws InvalidInput when an index is
 /// out of range. The result has no known fingerprint.
 Dataset subset(const Dataset& dataset, const torch::Tensor& indices);
+
+// Views of a dataset through a proxy manifest (manifest.h). They live with the data, not in the
+// torch-free manifest library.
+struct Manifest;
+
+/// Checks that `train` (the full train split) is the data the manifest was built from; throws
+/// InvalidInput saying which fingerprint differs and what to do.
+void check_dataset(const Manifest& manifest, const Dataset& train);
+
+/// The proxy training set: the selected samples with labels remapped to [0, proxy classes).
+Dataset proxy_train_set(const Manifest& manifest, const Dataset& full_train);
+/// The samples candidates are ranked on: the evaluation split of `full_test`, restricted to the
+/// kept classes, labels remapped the same way.
+Dataset proxy_test_set(const Manifest& manifest, const Dataset& full_test);
+/// The evaluation split of `full_test` with its original labels (full-data spot checks).
+Dataset ranking_test_set(const Manifest& manifest, const Dataset& full_test);
 
 }  // namespace dataproxy

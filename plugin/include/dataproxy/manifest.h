@@ -1,4 +1,6 @@
-// Proxy manifests: the versioned record of one generated data proxy, and its on-disk cache.
+// Proxy manifests: the versioned record of one generated data proxy, and the cache it lives in.
+// Torch-free (library dataproxy::manifest): the report and the fuzzers read manifests without
+// LibTorch. The views of a dataset through a manifest (proxy_train_set, ...) are in dataset.h.
 #pragma once
 
 #include <nlohmann/json.hpp>
@@ -9,7 +11,8 @@
 #include <string>
 #include <vector>
 
-#include "dataproxy/dataset.h"
+#include "dataproxy/load_options.h"
+#include "dataproxy/results.h"
 
 namespace dataproxy {
 
@@ -110,16 +113,28 @@ void save_manifest(const Manifest& manifest, const fs::path& dir);
 /// "paper-test", the paper's protocol, which uses the whole test split for both).
 Manifest load_manifest(const fs::path& path);
 
-/// Checks that `train` (the full train split) is the data the manifest was built from; throws
-/// InvalidInput saying which fingerprint differs and what to do.
-void check_dataset(const Manifest& manifest, const Dataset& train);
+/// What pair_candidates() needs of a manifest: its key and its probes' full-data accuracies.
+PairingManifest pairing_of(const Manifest& manifest);
 
-/// The proxy training set: the selected samples with labels remapped to [0, proxy classes).
-Dataset proxy_train_set(const Manifest& manifest, const Dataset& full_train);
-/// The samples candidates are ranked on: the evaluation split of `full_test`, restricted to the
-/// kept classes, labels remapped the same way.
-Dataset proxy_test_set(const Manifest& manifest, const Dataset& full_test);
-/// The evaluation split of `full_test` with its original labels (full-data spot checks).
-Dataset ranking_test_set(const Manifest& manifest, const Dataset& full_test);
+// ---------------------------------------------------------------------------------------------
+// The cache folder (default_cache_dir(), or --cache): every file name in it is made here.
+
+/// File name of a manifest in its folder.
+inline constexpr const char* kManifestFileName = "manifest.json";
+
+/// The folder of generated proxies: cache/proxies.
+fs::path proxies_dir(const fs::path& cache);
+/// The folder of one proxy: cache/proxies/<key> (manifest.json and its side files).
+fs::path proxy_dir(const fs::path& cache, const std::string& key);
+/// The lock generators of one key share: cache/proxies/<key>.lock.
+fs::path proxy_lock_file(const fs::path& cache, const std::string& key);
+/// The manifest of one proxy: cache/proxies/<key>/manifest.json.
+fs::path proxy_manifest_file(const fs::path& cache, const std::string& key);
+/// The probe networks' evidence, shared by proxies of the same data and space: cache/probes.
+fs::path probes_dir(const fs::path& cache);
+/// Decoded datasets (LoadOptions::use_cache): cache/data.
+fs::path data_cache_dir(const fs::path& cache);
+/// manifest.json in `path` when it is a folder, else `path` itself.
+fs::path manifest_file(const fs::path& path);
 
 }  // namespace dataproxy

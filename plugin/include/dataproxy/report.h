@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "dataproxy/manifest.h"
 #include "dataproxy/results.h"
 #include "dataproxy/stats.h"
 
@@ -52,9 +53,9 @@ struct Candidate {
 };
 
 /// Merges records by configuration, and adds the manifest's probes (framework "probe") as
-/// full-data points. `manifest` is the manifest.json object, or null.
+/// full-data points. `manifest` may be null (no manifest).
 std::vector<Candidate> merge_candidates(const std::vector<TrialRecord>& records,
-                                        const json& manifest);
+                                        const Manifest* manifest);
 
 /// Where the report's inputs came from; shown on the page.
 struct ReportSources {
@@ -70,21 +71,18 @@ json calibration_summary(const json& calibration, const std::string& origin);
 
 /// The report's data (the content of report.json): candidates ranked by proxy accuracy, the
 /// ranking statistics with intervals, the pairwise matrix, the verdict, and the cost ledger.
-/// `manifest` is the manifest.json object, or null.
-json build_report(const std::vector<TrialRecord>& records, const json& manifest,
+/// `manifest` may be null (no manifest).
+json build_report(const std::vector<TrialRecord>& records, const Manifest* manifest,
                   const ReportOptions& options, const ReportSources& sources = {});
 
 /// The self-contained HTML page for build_report()'s JSON.
 std::string render_report_html(const json& report);
 
-/// Reads a proxy manifest as plain JSON (manifest.json or its folder), checking only what the
-/// report uses; throws InvalidInput / DataError saying what is wrong.
-json read_manifest_json(const fs::path& path);
-
-/// Loads the store (a snapshot: a torn last line is ignored) and the manifest, then writes
+/// Loads the store (a snapshot: a torn last line is ignored) and the manifest (load_manifest():
+/// verified like every other reader's, side files included), then writes
 /// report.json and report.html into `out_dir` (empty: the store's folder) atomically. An empty
 /// `manifest` means: manifest.json beside the store, else the cached proxy
-/// (<cache>/proxies/<key>/manifest.json) when every record names the same manifest key, else
+/// (proxy_manifest_file(default_cache_dir(), key)) when every record names the same key, else
 /// none. Throws InvalidInput when the store is missing or has no records. Returns the JSON.
 json write_report(const fs::path& results, const fs::path& manifest, const fs::path& out_dir,
                   const ReportOptions& options);

@@ -3,6 +3,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "dataproxy/clock.h"
+
 #include <filesystem>
 #include <optional>
 #include <string>
@@ -165,8 +167,5 @@ struct CandidatePair {
 /// probe's accuracy from the manifest. Sorted by config_id.
 std::vector<CandidatePair> pair_candidates(const std::vector<TrialRecord>& records,
                                            const PairingManifest& manifest);
-
-/// Current time as ISO 8601 UTC, e.g. "2026-11-27T20:26:25Z".
-std::string utc_now();
 
 }  // namespace dataproxy

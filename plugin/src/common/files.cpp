@@ -19,13 +19,32 @@ namespace {
 
 std::string errno_text() { return std::strerror(errno); }
 
-void write_all(int fd, const char* data, std::size_t size, const fs::path& path) {
+// What to do when writing `target` failed with errno `err`.
+std::string write_advice(const fs::path& target, int err) {
+  const std::string folder = target.parent_path().empty() ? "." : target.parent_path().string();
+  if (err == ENOSPC || err == EDQUOT) {
+    return "the disk holding " + folder +
+           " is full: free space there, or point the command at "
+           "a folder on another disk; the file was left as it was";
+  }
+  if (err == EROFS || err == EACCES || err == EPERM) {
+    return "the folder " + folder +
+           " is not writable: fix its permissions, or point the "
+           "command at a writable folder; the file was left as it was";
+  }
+  return "check free disk space and permissions in " + folder + "; the file was left as it was";
+}
+
+// Writes all of `data` to `fd`, the temporary file of `target` (named in errors: it is what the
+// user knows).
+void write_all(int fd, const char* data, std::size_t size, const fs::path& target) {
   while (size > 0) {
     ssize_t n = ::write(fd, data, size);
     if (n < 0) {
       if (errno == EINTR) continue;
-      throw RuntimeFailure("cannot write " + path.string() + ": " + errno_text() +
-                           " (check free disk space and permissions)");
+      const int err = errno;
+      throw RuntimeFailure("cannot write " + target.string() + ": " + std::strerror(err) + " (" +
+                           write_advice(target, err) + ")");
     }
     data += n;
     size -= static_cast<std::size_t>(n);
@@ -76,13 +95,18 @@ void atomic_write(const fs::path& path, std::string_view data) {
   fs::path tmp = dir / ("." + path.filename().string() + ".tmp" + std::to_string(::getpid()) + "." +
                         std::to_string(rd()));
   int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
-  DATAPROXY_CHECK(fd >= 0, RuntimeFailure,
-                  "cannot create " << tmp.string() << ": " << errno_text()
-                                   << " (check that the folder is writable)");
+  if (fd < 0) {
+    const int err = errno;
+    throw RuntimeFailure("cannot write " + path.string() + ": " + std::strerror(err) + " (" +
+                         write_advice(path, err) + ")");
+  }
   try {
-    write_all(fd, data.data(), data.size(), tmp);
-    DATAPROXY_CHECK(::fsync(fd) == 0, RuntimeFailure,
-                    "cannot flush " << tmp.string() << ": " << errno_text());
+    write_all(fd, data.data(), data.size(), path);
+    if (::fsync(fd) != 0) {
+      const int err = errno;
+      throw RuntimeFailure("cannot write " + path.string() + ": " + std::strerror(err) + " (" +
+                           write_advice(path, err) + ")");
+    }
   } catch (...) {
     ::close(fd);
     ::unlink(tmp.c_str());

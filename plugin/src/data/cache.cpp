@@ -14,8 +14,10 @@
 #include <optional>
 #include <random>
 
+#include "dataproxy/clock.h"
 #include "dataproxy/error.h"
 #include "dataproxy/files.h"
+#include "dataproxy/manifest.h"
 
 namespace dataproxy::data {
 namespace {
@@ -282,12 +284,9 @@ DatasetSplits read_cache_entry(const fs::path& file) {
 
 DatasetSplits cached_load(const std::string& key, const fs::path& cache_root,
                           const std::function<DatasetSplits()>& decode) {
-  const fs::path folder = cache_root / "data";
+  const fs::path folder = data_cache_dir(cache_root);
   const fs::path entry = folder / key;
   const fs::path file = entry / "data.bin";
-  auto seconds_since = [](std::chrono::steady_clock::time_point t) {
-    return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
-  };
   std::string problem;
   auto try_read = [&]() -> std::optional<DatasetSplits> {
     std::error_code ec;

@@ -11,6 +11,7 @@
 #include "dataproxy/dataset.h"
 #include "dataproxy/error.h"
 #include "dataproxy/files.h"
+#include "dataproxy/manifest.h"
 
 namespace dataproxy {
 namespace {
@@ -328,7 +329,7 @@ DatasetSplits load_dataset(const std::string& name, const fs::path& root,
   s.test = keep_first(std::move(s.test), options.max_test);
   if (options.use_cache) {
     const fs::path cache = options.cache_dir.empty() ? default_cache_dir() : options.cache_dir;
-    attach_memos(s, cache / "data" / data::data_cache_key(name, sources, options.image_size),
+    attach_memos(s, data_cache_dir(cache) / data::data_cache_key(name, sources, options.image_size),
                  options);
   }
   s.info.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();

@@ -1,8 +1,10 @@
 #include <chrono>
 #include <ctime>
 #include <iomanip>
+#include <memory>
 #include <sstream>
 
+#include "dataproxy/clock.h"
 #include "dataproxy/error.h"
 #include "dataproxy/files.h"
 #include "dataproxy/proxy.h"
@@ -10,19 +12,6 @@
 
 namespace dataproxy {
 namespace {
-
-double seconds_since(std::chrono::steady_clock::time_point start) {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-}
-
-std::string utc_timestamp() {
-  const std::time_t now = std::time(nullptr);
-  std::tm tm{};
-  gmtime_r(&now, &tm);
-  std::ostringstream os;
-  os << std::put_time(&tm, "%Y-%m-%dT%H:%M:%SZ");
-  return os.str();
-}
 
 json probe_settings(const SearchSpace& space, const ProbeOptions& probes,
                     const ProbeChooser& chooser) {
@@ -126,28 +115,42 @@ GenerateResult generate_proxy(const ProxyOptions& options, const SearchSpace& sp
   const double fingerprint_seconds = seconds_since(start);
 
   const fs::path cache = options.cache_dir.empty() ? default_cache_dir() : options.cache_dir;
-  const fs::path proxies = cache / "proxies";
-  const fs::path dir = proxies / m.key;
-  fs::create_directories(proxies);
+  const fs::path dir = proxy_dir(cache, m.key);
   reporter.event({{"event", "proxy_key"}, {"key", m.key}, {"dir", dir.string()}});
-  FileLock lock(proxies / (m.key + ".lock"));
+  // A cache that cannot be written (read-only) still serves the proxies it holds: an entry's
+  // manifest.json is written last and atomically, so a present one is whole without the lock.
+  std::unique_ptr<FileLock> lock;
+  std::string unwritable;
+  try {
+    fs::create_directories(proxies_dir(cache));
+    lock = std::make_unique<FileLock>(proxy_lock_file(cache, m.key));
+  } catch (const std::exception& e) {
+    unwritable = e.what();
+  }
 
   GenerateResult result;
-  result.path = fs::absolute(dir / "manifest.json");
-  if (!options.rebuild && fs::exists(result.path)) {
+  result.path = fs::absolute(proxy_manifest_file(cache, m.key));
+  std::error_code ec;
+  if (!options.rebuild && fs::exists(result.path, ec)) {
     result.manifest = load_manifest(result.path);
     result.cache_hit = true;
     result.probes_from_cache = true;
     report_summary(result.manifest, true, reporter);
     return result;
   }
+  DATAPROXY_CHECK(lock, RuntimeFailure,
+                  "the cache folder " << cache.string() << " cannot be written (" << unwritable
+                                      << ") and holds no proxy " << m.key.substr(0, 12)
+                                      << (options.rebuild ? " that --rebuild could replace" : "")
+                                      << "; point --cache at a writable folder (a read-only "
+                                         "cache serves only the proxies already in it)");
 
   m.stage_seconds = {{"fingerprint", fingerprint_seconds}};
   ProbeEvidence evidence;
   ProbeEvidence selection_evidence;
   if (with_probes) {
     ProbeOptions popt = options.probes;
-    if (popt.cache_dir.empty()) popt.cache_dir = cache / "probes";
+    if (popt.cache_dir.empty()) popt.cache_dir = probes_dir(cache);
     evidence = obtain_probe_evidence(space, data, m.train_fingerprint, m.test_fingerprint, popt,
                                      chooser, reporter);
     result.probes_from_cache = evidence.from_cache;
@@ -203,7 +206,7 @@ GenerateResult generate_proxy(const ProxyOptions& options, const SearchSpace& sp
   const torch::Tensor sel_importance = importance.index_select(0, picked);
   m.summary["selected_importance_mean"] = sel_importance.mean().item<double>();
   m.summary["importance_mean"] = importance.mean().item<double>();
-  m.created = utc_timestamp();
+  m.created = utc_now();
 
   save_manifest(m, dir);
   result.manifest = load_manifest(dir);

@@ -3,15 +3,12 @@
 #include <numeric>
 #include <random>
 
+#include "dataproxy/clock.h"
 #include "dataproxy/error.h"
 #include "dataproxy/proxy.h"
 
 namespace dataproxy {
 namespace {
-
-double seconds_since(std::chrono::steady_clock::time_point start) {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-}
 
 torch::Tensor candidate_weights(const torch::Tensor& importance, const torch::Tensor& candidates) {
   return importance.to(torch::kFloat64) * candidates.to(torch::kFloat64);

@@ -3,6 +3,7 @@
 #include <cmath>
 #include <sstream>
 
+#include "dataproxy/clock.h"
 #include "dataproxy/error.h"
 #include "dataproxy/files.h"
 #include "dataproxy/proxy.h"
@@ -14,10 +15,6 @@ namespace {
 
 const char* kProbesFile = "probes.json";
 const char* kEvidenceFile = "evidence.pt";
-
-double seconds_since(std::chrono::steady_clock::time_point start) {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-}
 
 int64_t effective_epochs(const SearchSpace& space, const ProbeOptions& options) {
   return options.epochs > 0 ? options.epochs : space.training().epochs;
@@ -158,7 +155,7 @@ ProbeEvidence obtain_probe_evidence(const SearchSpace& space, const DatasetSplit
   const std::string key =
       probe_cache_key(train_fingerprint, test_fingerprint, space, configs, options);
   const fs::path root =
-      options.cache_dir.empty() ? default_cache_dir() / "probes" : options.cache_dir;
+      options.cache_dir.empty() ? probes_dir(default_cache_dir()) : options.cache_dir;
   const fs::path dir = root / key;
   fs::create_directories(root);
   FileLock lock(root / (key + ".lock"));

@@ -7,8 +7,10 @@
 #include <set>
 #include <sstream>
 
+#include "dataproxy/clock.h"
 #include "dataproxy/error.h"
 #include "dataproxy/files.h"
+#include "dataproxy/manifest.h"
 
 namespace dataproxy {
 namespace {
@@ -32,16 +34,6 @@ struct Accumulator {
   std::set<std::string> frameworks;
   bool completed = false;
 };
-
-double number_or(const json& j, const char* key, double fallback) {
-  auto it = j.find(key);
-  return it != j.end() && it->is_number() ? it->get<double>() : fallback;
-}
-
-std::string string_or(const json& j, const char* key, const std::string& fallback = "") {
-  auto it = j.find(key);
-  return it != j.end() && it->is_string() ? it->get<std::string>() : fallback;
-}
 
 double median(std::vector<double> v) { return percentile(std::move(v), 50); }
 
@@ -139,184 +131,226 @@ json verdict(const RankingSummary& s, const ReportOptions& options) {
   return v;
 }
 
-json cost_ledger(const std::vector<TrialRecord>& records, const std::vector<Candidate>& candidates,
-                 const json& manifest, json& candidate_rows) {
-  json cost;
-  // Probe training and selection, from the manifest.
-  double probes = 0, selection = 0;
-  bool probes_from_manifest = false;
+// What generating the proxy cost, from its manifest: probe training and the selection stages.
+struct GenerationCost {
+  double probes = 0;
+  double selection = 0;
+  bool probes_from_manifest = false;  ///< probe records in the store are then not counted again
   json stages = json::object();
-  if (manifest.is_object()) {
-    if (auto it = manifest.find("stage_seconds"); it != manifest.end() && it->is_object()) {
-      for (const auto& [key, value] : it->items()) {
-        if (!value.is_number() || key == "total") continue;
-        stages[key] = value;
-        if (key == "probes") {
-          probes = value.get<double>();
-          probes_from_manifest = true;
-        } else {
-          selection += value.get<double>();
-        }
-      }
-    }
-    // Probes reused from the cache show 0 s here; they still cost their original training.
-    if (probes <= 0) {
-      double trained = 0;
-      if (auto it = manifest.find("probes"); it != manifest.end() && it->is_array()) {
-        for (const auto& p : *it) trained += number_or(p, "train_seconds", 0);
-        probes_from_manifest = probes_from_manifest || !it->empty();
-      }
-      if (trained > 0) {
-        if (probes_from_manifest && stages.contains("probes")) {
-          cost["probes_note"] =
-              "the probes were reused from the cache; counted at their original training time";
-        }
-        probes = trained;
+  std::string note;
+};
+
+GenerationCost generation_cost(const Manifest* manifest) {
+  GenerationCost g;
+  if (!manifest) return g;
+  if (manifest->stage_seconds.is_object()) {
+    for (const auto& [key, value] : manifest->stage_seconds.items()) {
+      if (!value.is_number() || key == "total") continue;
+      g.stages[key] = value;
+      if (key == "probes") {
+        g.probes = value.get<double>();
+        g.probes_from_manifest = true;
+      } else {
+        g.selection += value.get<double>();
       }
     }
   }
-  double proxy_trials = 0, spot_checks = 0;
+  // Probes reused from the cache show 0 s here; they still cost their original training.
+  if (g.probes <= 0) {
+    double trained = 0;
+    for (const auto& p : manifest->probes) trained += p.train_seconds;
+    g.probes_from_manifest = g.probes_from_manifest || !manifest->probes.empty();
+    if (trained > 0) {
+      if (g.probes_from_manifest && g.stages.contains("probes")) {
+        g.note = "the probes were reused from the cache; counted at their original training time";
+      }
+      g.probes = trained;
+    }
+  }
+  return g;
+}
+
+// Training seconds of the search itself, from the records.
+struct SearchCost {
+  double probes = 0;  ///< probe records, when the manifest did not give the probes' cost
+  double proxy_trials = 0;
+  double spot_checks = 0;
+};
+
+SearchCost search_cost(const std::vector<TrialRecord>& records, bool probes_from_manifest) {
+  SearchCost s;
   for (const auto& r : records) {
     if (r.framework == "probe") {
-      if (!probes_from_manifest) probes += r.full_seconds;
+      if (!probes_from_manifest) s.probes += r.full_seconds;
       continue;
     }
-    proxy_trials += r.proxy_seconds;
-    spot_checks += r.full_seconds;
+    s.proxy_trials += r.proxy_seconds;
+    s.spot_checks += r.full_seconds;
   }
-  double spent = probes + selection + proxy_trials + spot_checks;
+  return s;
+}
 
-  // Full-data cost of the search had every candidate been trained on the full data.
-  std::vector<double> time_ratios, seconds_per_mac;
+// How the full-data training time of a candidate that was not spot-checked is estimated, in
+// order of preference: the spot checks' full/proxy time ratio, their time per MAC, the data
+// ratio of the proxy.
+struct FullTimeModel {
+  std::vector<double> time_ratios;
+  std::vector<double> seconds_per_mac;
+  std::optional<double> time_ratio;
+  std::optional<double> per_mac;
+  double data_ratio = 0;
+};
+
+FullTimeModel full_time_model(const std::vector<Candidate>& candidates, const Manifest* manifest) {
+  FullTimeModel f;
   for (const auto& c : candidates) {
     if (!c.full_seconds || *c.full_seconds <= 0) continue;
-    if (c.searched && c.proxy_seconds > 0) time_ratios.push_back(*c.full_seconds / c.proxy_seconds);
-    if (c.macs > 0) seconds_per_mac.push_back(*c.full_seconds / static_cast<double>(c.macs));
-  }
-  double data_ratio = manifest.is_object() ? number_or(manifest, "ratio", 0) : 0;
-  std::optional<double> time_ratio, per_mac;
-  if (!time_ratios.empty()) time_ratio = median(time_ratios);
-  if (!seconds_per_mac.empty()) per_mac = median(seconds_per_mac);
-
-  std::map<std::string, int64_t> methods;
-  double full_total = 0;
-  int64_t searched = 0, unknown = 0;
-  for (std::size_t i = 0; i < candidates.size(); ++i) {
-    const Candidate& c = candidates[i];
-    if (!c.searched) continue;
-    ++searched;
-    std::optional<double> est;
-    std::string method;
-    if (c.full_seconds && *c.full_seconds > 0) {
-      est = c.full_seconds;
-      method = "measured";
-    } else if (time_ratio && c.proxy_seconds > 0) {
-      est = c.proxy_seconds * *time_ratio;
-      method = "time_ratio";
-    } else if (per_mac && c.macs > 0) {
-      est = static_cast<double>(c.macs) * *per_mac;
-      method = "macs";
-    } else if (data_ratio > 0 && data_ratio <= 1 && c.proxy_seconds > 0) {
-      est = c.proxy_seconds / data_ratio;
-      method = "data_ratio";
+    if (c.searched && c.proxy_seconds > 0) {
+      f.time_ratios.push_back(*c.full_seconds / c.proxy_seconds);
     }
+    if (c.macs > 0) f.seconds_per_mac.push_back(*c.full_seconds / static_cast<double>(c.macs));
+  }
+  f.data_ratio = manifest ? manifest->ratio : 0;
+  if (!f.time_ratios.empty()) f.time_ratio = median(f.time_ratios);
+  if (!f.seconds_per_mac.empty()) f.per_mac = median(f.seconds_per_mac);
+  return f;
+}
+
+// A candidate's full-data seconds and how they were found ("measured", "time_ratio", "macs",
+// "data_ratio"); nullopt when nothing allows an estimate.
+std::optional<std::pair<double, std::string>> full_seconds_of(const Candidate& c,
+                                                              const FullTimeModel& f) {
+  if (c.full_seconds && *c.full_seconds > 0) return std::make_pair(*c.full_seconds, "measured");
+  if (f.time_ratio && c.proxy_seconds > 0) {
+    return std::make_pair(c.proxy_seconds * *f.time_ratio, "time_ratio");
+  }
+  if (f.per_mac && c.macs > 0) {
+    return std::make_pair(static_cast<double>(c.macs) * *f.per_mac, "macs");
+  }
+  if (f.data_ratio > 0 && f.data_ratio <= 1 && c.proxy_seconds > 0) {
+    return std::make_pair(c.proxy_seconds / f.data_ratio, "data_ratio");
+  }
+  return std::nullopt;
+}
+
+// The search's cost had every searched candidate been trained on the full data.
+struct FullDataCost {
+  std::map<std::string, int64_t> methods;  ///< candidates per estimate method
+  double total = 0;
+  int64_t searched = 0;
+  int64_t unknown = 0;  ///< searched candidates without an estimate
+};
+
+// Also fills each candidate row's "full_seconds_estimate" and "full_cost_method".
+FullDataCost full_data_cost(const std::vector<Candidate>& candidates, const FullTimeModel& f,
+                            json& candidate_rows) {
+  FullDataCost out;
+  for (const Candidate& c : candidates) {
+    if (!c.searched) continue;
+    ++out.searched;
+    const auto est = full_seconds_of(c, f);
     for (auto& row : candidate_rows) {
       if (row["id"] == c.id) {
-        row["full_seconds_estimate"] = opt(est);
-        row["full_cost_method"] = est ? json(method) : json(nullptr);
+        row["full_seconds_estimate"] = est ? json(est->first) : json(nullptr);
+        row["full_cost_method"] = est ? json(est->second) : json(nullptr);
       }
     }
     if (!est) {
-      ++unknown;
+      ++out.unknown;
       continue;
     }
-    full_total += *est;
-    methods[method] += 1;
+    out.total += est->first;
+    out.methods[est->second] += 1;
   }
+  return out;
+}
 
+// One sentence per estimate method, for the page.
+std::vector<std::string> estimate_text(const FullDataCost& cost, const FullTimeModel& f) {
   std::vector<std::string> how;
-  if (methods.count("measured")) {
-    how.push_back(std::to_string(methods["measured"]) + " measured (spot checks)");
-  }
-  if (methods.count("time_ratio")) {
-    how.push_back(std::to_string(methods["time_ratio"]) +
+  auto count = [&](const char* method) {
+    auto it = cost.methods.find(method);
+    return it == cost.methods.end() ? int64_t{0} : it->second;
+  };
+  if (count("measured"))
+    how.push_back(std::to_string(count("measured")) + " measured (spot checks)");
+  if (count("time_ratio")) {
+    how.push_back(std::to_string(count("time_ratio")) +
                   " estimated from the full/proxy time ratio of the spot checks (median " +
-                  fixed(*time_ratio, 1) + "x over " + std::to_string(time_ratios.size()) + ")");
+                  fixed(*f.time_ratio, 1) + "x over " + std::to_string(f.time_ratios.size()) + ")");
   }
-  if (methods.count("macs")) {
-    how.push_back(std::to_string(methods["macs"]) +
+  if (count("macs")) {
+    how.push_back(std::to_string(count("macs")) +
                   " estimated from MACs, scaled by the measured full-data time per MAC (median "
                   "over " +
-                  std::to_string(seconds_per_mac.size()) + " spot checks and probes)");
+                  std::to_string(f.seconds_per_mac.size()) + " spot checks and probes)");
   }
-  if (methods.count("data_ratio")) {
-    how.push_back(std::to_string(methods["data_ratio"]) +
-                  " estimated as proxy time / proxy ratio " + fixed(data_ratio, 3) +
-                  " (no measured full-data time to scale from)");
+  if (count("data_ratio")) {
+    how.push_back(std::to_string(count("data_ratio")) + " estimated as proxy time / proxy ratio " +
+                  fixed(f.data_ratio, 3) + " (no measured full-data time to scale from)");
   }
-  if (unknown > 0) {
-    how.push_back(std::to_string(unknown) +
+  if (cost.unknown > 0) {
+    how.push_back(std::to_string(cost.unknown) +
                   " without an estimate (no proxy time, MACs or measured full-data time); "
                   "left out of the full-data total");
   }
+  return how;
+}
 
+json cost_ledger(const std::vector<TrialRecord>& records, const std::vector<Candidate>& candidates,
+                 const Manifest* manifest, json& candidate_rows) {
+  const GenerationCost gen = generation_cost(manifest);
+  const SearchCost search = search_cost(records, gen.probes_from_manifest);
+  const double probes = gen.probes + search.probes;
+  const double spent = probes + gen.selection + search.proxy_trials + search.spot_checks;
+  const FullTimeModel model = full_time_model(candidates, manifest);
+  const FullDataCost full = full_data_cost(candidates, model, candidate_rows);
+  const int64_t estimated = full.searched - full.unknown;
+
+  json cost;
+  if (!gen.note.empty()) cost["probes_note"] = gen.note;
   cost["probes_seconds"] = probes;
-  cost["selection_seconds"] = selection;
-  cost["stage_seconds"] = stages;
-  cost["proxy_trials_seconds"] = proxy_trials;
-  cost["spot_checks_seconds"] = spot_checks;
+  cost["selection_seconds"] = gen.selection;
+  cost["stage_seconds"] = gen.stages;
+  cost["proxy_trials_seconds"] = search.proxy_trials;
+  cost["spot_checks_seconds"] = search.spot_checks;
   cost["spent_seconds"] = spent;
-  cost["searched_candidates"] = searched;
-  cost["estimated_candidates"] = searched - unknown;
-  cost["full_data_seconds"] = searched - unknown > 0 ? json(full_total) : json(nullptr);
-  cost["estimate_methods"] = methods;
-  cost["estimate_text"] = how;
-  cost["time_ratio"] = opt(time_ratio);
-  cost["speedup"] = searched - unknown > 0 && spent > 0 ? json(full_total / spent) : json(nullptr);
-  double search_only = proxy_trials + spot_checks;
+  cost["searched_candidates"] = full.searched;
+  cost["estimated_candidates"] = estimated;
+  cost["full_data_seconds"] = estimated > 0 ? json(full.total) : json(nullptr);
+  cost["estimate_methods"] = full.methods;
+  cost["estimate_text"] = estimate_text(full, model);
+  cost["time_ratio"] = opt(model.time_ratio);
+  cost["speedup"] = estimated > 0 && spent > 0 ? json(full.total / spent) : json(nullptr);
+  const double search_only = search.proxy_trials + search.spot_checks;
   cost["speedup_without_generation"] =
-      searched - unknown > 0 && search_only > 0 ? json(full_total / search_only) : json(nullptr);
+      estimated > 0 && search_only > 0 ? json(full.total / search_only) : json(nullptr);
   return cost;
 }
 
-json manifest_summary(const json& manifest, const std::string& path) {
-  if (!manifest.is_object()) return nullptr;
+json manifest_summary(const Manifest* manifest, const std::string& path) {
+  if (!manifest) return nullptr;
+  const Manifest& mf = *manifest;
   json m;
   m["path"] = path;
-  for (const char* key : {"key", "dataset", "method", "space_name", "created", "tool_version"}) {
-    m[key] = string_or(manifest, key);
-  }
-  m["ratio"] = manifest.contains("ratio") ? manifest["ratio"] : json(nullptr);
-  if (auto it = manifest.find("selection"); it != manifest.end() && it->is_object()) {
-    m["selection_split"] = string_or(*it, "split");
-    m["evaluation_size"] = number_or(*it, "evaluation_size", 0);
-    m["selection_size"] = number_or(*it, "selection_size", 0);
-  }
+  m["key"] = mf.key;
+  m["dataset"] = mf.dataset;
+  m["method"] = mf.method;
+  m["space_name"] = mf.space_name;
+  m["created"] = mf.created;
+  m["tool_version"] = mf.tool_version;
+  m["ratio"] = mf.ratio;
+  m["selection_split"] = mf.selection.split;
+  m["evaluation_size"] = static_cast<double>(mf.selection.evaluation.size());
+  m["selection_size"] = static_cast<double>(mf.selection.selection.size());
   m["probes"] = json::array();
-  if (auto it = manifest.find("probes"); it != manifest.end() && it->is_array()) {
-    for (const auto& p : *it) {
-      m["probes"].push_back({{"config_id", string_or(p, "config_id")},
-                             {"macs", number_or(p, "macs", 0)},
-                             {"test_accuracy", number_or(p, "test_accuracy", 0)},
-                             {"train_seconds", number_or(p, "train_seconds", 0)},
-                             {"epoch_seconds", number_or(p, "epoch_seconds", 0)},
-                             {"epochs", number_or(p, "epochs", 0)}});
-    }
-  }
-  return m;
-}
-
-PairingManifest pairing_manifest(const json& manifest) {
-  PairingManifest m;
-  if (!manifest.is_object()) return m;
-  m.key = string_or(manifest, "key");
-  if (auto it = manifest.find("probes"); it != manifest.end() && it->is_array()) {
-    for (const auto& p : *it) {
-      auto acc = p.find("test_accuracy");
-      if (!string_or(p, "config_id").empty() && acc != p.end() && acc->is_number()) {
-        m.probes.emplace_back(string_or(p, "config_id"), acc->get<double>());
-      }
-    }
+  for (const auto& p : mf.probes) {
+    m["probes"].push_back({{"config_id", p.config_id},
+                           {"macs", static_cast<double>(p.macs)},
+                           {"test_accuracy", p.test_accuracy},
+                           {"train_seconds", p.train_seconds},
+                           {"epoch_seconds", p.epoch_seconds},
+                           {"epochs", static_cast<double>(p.epochs)}});
   }
   return m;
 }
@@ -324,7 +358,7 @@ PairingManifest pairing_manifest(const json& manifest) {
 }  // namespace
 
 std::vector<Candidate> merge_candidates(const std::vector<TrialRecord>& records,
-                                        const json& manifest) {
+                                        const Manifest* manifest) {
   std::vector<Accumulator> acc;
   std::map<std::string, std::size_t> index;
   auto slot = [&](const std::string& id) -> Accumulator& {
@@ -338,7 +372,7 @@ std::vector<Candidate> merge_candidates(const std::vector<TrialRecord>& records,
   std::set<std::string> recorded_probes;
   // Accuracies as pair_candidates() counts them: proxy runs of this manifest; probes only
   // where no full-data run was recorded.
-  const std::string key = manifest.is_object() ? string_or(manifest, "key") : "";
+  const std::string key = manifest ? manifest->key : "";
   for (std::size_t i = 0; i < records.size(); ++i) {
     const TrialRecord& r = records[i];
     std::string id = !r.config_id.empty()  ? r.config_id
@@ -366,23 +400,18 @@ std::vector<Candidate> merge_candidates(const std::vector<TrialRecord>& records,
     if (complete && r.full_accuracy) a.full_acc.add(*r.full_accuracy);
     if (r.full_seconds > 0) a.full_s.add(r.full_seconds);
   }
-  if (manifest.is_object()) {
-    if (auto it = manifest.find("probes"); it != manifest.end() && it->is_array()) {
-      for (const auto& p : *it) {
-        std::string id = string_or(p, "config_id");
-        if (id.empty() || recorded_probes.count(id)) continue;
-        Accumulator& a = slot(id);
-        a.c.probe = true;
-        a.frameworks.insert("probe");
-        if (a.c.config.empty() && p.contains("config")) a.c.config = p["config"];
-        if (a.c.macs == 0) a.c.macs = static_cast<int64_t>(number_or(p, "macs", 0));
-        if (a.c.params == 0) a.c.params = static_cast<int64_t>(number_or(p, "params", 0));
-        if (auto t = p.find("test_accuracy"); t != p.end() && t->is_number()) {
-          if (a.full_acc.n == 0) a.full_acc.add(t->get<double>());
-          a.completed = true;
-        }
-        if (double s = number_or(p, "train_seconds", 0); s > 0) a.full_s.add(s);
-      }
+  if (manifest) {
+    for (const auto& p : manifest->probes) {
+      if (p.config_id.empty() || recorded_probes.count(p.config_id)) continue;
+      Accumulator& a = slot(p.config_id);
+      a.c.probe = true;
+      a.frameworks.insert("probe");
+      if (a.c.config.empty() && !p.config.is_null()) a.c.config = p.config;
+      if (a.c.macs == 0) a.c.macs = p.macs;
+      if (a.c.params == 0) a.c.params = p.params;
+      if (a.full_acc.n == 0) a.full_acc.add(p.test_accuracy);
+      a.completed = true;
+      if (p.train_seconds > 0) a.full_s.add(p.train_seconds);
     }
   }
   std::vector<Candidate> out;
@@ -462,7 +491,7 @@ json bottom_line(const std::vector<Candidate>& candidates, const json& cost, con
 
 }  // namespace
 
-json build_report(const std::vector<TrialRecord>& records, const json& manifest,
+json build_report(const std::vector<TrialRecord>& records, const Manifest* manifest,
                   const ReportOptions& options, const ReportSources& sources) {
   DATAPROXY_CHECK(options.min_spot_checks >= 1, InvalidInput,
                   "min_spot_checks must be at least 1, got " << options.min_spot_checks);
@@ -489,7 +518,8 @@ json build_report(const std::vector<TrialRecord>& records, const json& manifest,
   }
   // The ranked points are the trial runner's too (pair_candidates), in the table's order.
   std::map<std::string, CandidatePair> pairs;
-  for (CandidatePair& p : pair_candidates(records, pairing_manifest(manifest))) {
+  for (CandidatePair& p :
+       pair_candidates(records, manifest ? pairing_of(*manifest) : PairingManifest{})) {
     pairs.emplace(p.config_id, std::move(p));
   }
   std::vector<double> proxy, full;
@@ -571,7 +601,7 @@ json build_report(const std::vector<TrialRecord>& records, const json& manifest,
     if (!r.manifest_key.empty()) keys.insert(r.manifest_key);
   }
   json warnings = json::array();
-  std::string manifest_key = manifest.is_object() ? string_or(manifest, "key") : "";
+  const std::string manifest_key = manifest ? manifest->key : "";
   if (keys.size() > 1) {
     warnings.push_back("The records come from " + std::to_string(keys.size()) +
                        " different proxies (manifest keys); their proxy accuracies may not be "
@@ -619,45 +649,6 @@ json build_report(const std::vector<TrialRecord>& records, const json& manifest,
   report["summary"] = bottom_line(candidates, report["cost"], report["verdict"]);
   report["warnings"] = std::move(warnings);
   return report;
-}
-
-json read_manifest_json(const fs::path& path) {
-  std::error_code ec;
-  fs::path file = fs::is_directory(path, ec) ? path / "manifest.json" : path;
-  DATAPROXY_CHECK(fs::exists(file, ec), InvalidInput,
-                  "no manifest at " << file.string()
-                                    << " (give --manifest the manifest.json of the proxy, or "
-                                       "its folder)");
-  json j = json::parse(read_file(file), nullptr, false);
-  DATAPROXY_CHECK(!j.is_discarded() && j.is_object(), DataError,
-                  file.string() << " is not a JSON object; is it a dataproxy manifest?");
-  if (auto it = j.find("schema_version"); it != j.end()) {
-    // Kept equal to kManifestSchemaVersion (manifest.h), which this torch-free library cannot
-    // include; tests/cpp/report checks a manifest written by save_manifest().
-    DATAPROXY_CHECK(it->is_number_integer() && it->get<int64_t>() == 2, DataError,
-                    file.string() << ": manifest schema_version " << it->dump()
-                                  << " is not 2, the version this report reads; regenerate the "
-                                     "proxy with this dataproxy");
-  }
-  if (auto it = j.find("probes"); it != j.end()) {
-    DATAPROXY_CHECK(it->is_array(), DataError, file.string() << ": \"probes\" must be an array");
-    for (std::size_t i = 0; i < it->size(); ++i) {
-      const json& p = (*it)[i];
-      DATAPROXY_CHECK(p.is_object(), DataError,
-                      file.string() << ": probes[" << i << "] must be an object");
-      for (const char* key : {"test_accuracy", "train_seconds", "epoch_seconds", "macs"}) {
-        auto f = p.find(key);
-        DATAPROXY_CHECK(f == p.end() || f->is_number(), DataError,
-                        file.string() << ": probes[" << i << "]." << key
-                                      << " must be a number, got " << f->dump());
-      }
-    }
-  }
-  if (auto it = j.find("stage_seconds"); it != j.end()) {
-    DATAPROXY_CHECK(it->is_object(), DataError,
-                    file.string() << ": \"stage_seconds\" must be an object");
-  }
-  return j;
 }
 
 json calibration_summary(const json& c, const std::string& origin) {
@@ -710,21 +701,22 @@ json write_report(const fs::path& results, const fs::path& manifest, const fs::p
     for (const auto& r : records) {
       if (!r.manifest_key.empty()) keys.insert(r.manifest_key);
     }
-    fs::path beside = store.file().parent_path() / "manifest.json";
+    fs::path beside = store.file().parent_path() / kManifestFileName;
     if (fs::exists(beside, ec)) {
       manifest_path = beside;
     } else if (keys.size() == 1) {
       // Where `dataproxy generate` caches the proxy every record was trained on.
-      fs::path cached = default_cache_dir() / "proxies" / *keys.begin() / "manifest.json";
+      fs::path cached = proxy_manifest_file(default_cache_dir(), *keys.begin());
       if (fs::exists(cached, ec)) manifest_path = cached;
     }
   }
-  json manifest_json = manifest_path.empty() ? json(nullptr) : read_manifest_json(manifest_path);
+  std::optional<Manifest> loaded;
+  if (!manifest_path.empty()) loaded = load_manifest(manifest_path);
   // `dataproxy-optuna --ratio auto` (and the NNI tuner) write it next to the results store.
   const fs::path calibration = store.file().parent_path() / "calibration" / "calibration.json";
   ReportSources sources{store.file().string(), manifest_path.string(),
                         fs::exists(calibration, ec) ? calibration.string() : std::string()};
-  json report = build_report(records, manifest_json, options, sources);
+  json report = build_report(records, loaded ? &*loaded : nullptr, options, sources);
   if (!sources.calibration.empty()) {
     json cal = json::parse(read_file(calibration), nullptr, false);
     report["calibration"] = calibration_summary(cal, calibration.string());

@@ -357,241 +357,310 @@ SearchSpace SearchSpace::load(const fs::path& path) {
   return parse(read_file(path), path.string());
 }
 
-SearchSpace SearchSpace::parse(const std::string& yaml_text, const std::string& origin) {
-  const Source src{origin};
-  // Other bytes would pass yaml-cpp and fail later, in a message, as a JSON library error.
+namespace {
+
+// The document: UTF-8 (other bytes would pass yaml-cpp and fail later, in a message, as a JSON
+// library error), valid YAML, a mapping.
+YAML::Node load_document(const Source& src, const std::string& yaml_text) {
   try {
     json(yaml_text).dump();
   } catch (const json::exception& e) {
     const std::string what = e.what();  // "[json.exception.type_error.316] invalid UTF-8 byte..."
-    throw InvalidInput(origin + " is not UTF-8 text (" + what.substr(what.find("] ") + 2) +
+    throw InvalidInput(src.origin + " is not UTF-8 text (" + what.substr(what.find("] ") + 2) +
                        "); save it as UTF-8");
   }
-  std::optional<YAML::Node> loaded;
-  try {
-    loaded.emplace(YAML::Load(yaml_text));
-  } catch (const YAML::Exception& e) {
-    throw InvalidInput(origin + ":" + std::to_string(e.mark.line + 1) + ":" +
-                       std::to_string(e.mark.column + 1) + ": not valid YAML: " + e.msg +
-                       "; fix the syntax there");
-  }
-  const YAML::Node& root = *loaded;
+  // Initialized, not assigned: assigning to a YAML::Node rebinds the node it refers to.
+  const YAML::Node root = [&] {
+    try {
+      return YAML::Load(yaml_text);
+    } catch (const YAML::Exception& e) {
+      throw InvalidInput(src.origin + ":" + std::to_string(e.mark.line + 1) + ":" +
+                         std::to_string(e.mark.column + 1) + ": not valid YAML: " + e.msg +
+                         "; fix the syntax there");
+    }
+  }();
   if (!root.IsMap()) {
     src.fail(root, "", "a search space must be a YAML mapping with keys name, family, parameters",
              "see search_spaces/README.md");
   }
+  return root;
+}
 
-  SearchSpace sp;
+// The top-level keys, each read as far as it can be without the others.
+struct TopLevel {
+  std::string name, family, notes;
+  TrainSettings training;
   // std::optional because assigning to a YAML::Node rebinds the node it refers to.
-  std::optional<YAML::Node> params_opt, model_opt, family_opt, torchscript_opt;
-  bool have_name = false;
+  std::optional<YAML::Node> parameters, model, family_node, torchscript;
+};
+
+TopLevel read_top_level(const Source& src, const YAML::Node& root) {
+  TopLevel top;
   for (const auto& [key, v] :
        mapping(src, root, "",
                {"name", "family", "notes", "parameters", "model", "torchscript", "training"})) {
     if (key == "name") {
-      sp.name_ = get_text(src, v, key);
-      have_name = !sp.name_.empty();
+      top.name = get_text(src, v, key);
     } else if (key == "family") {
-      family_opt.emplace(v);
-      sp.family_ = get_text(src, v, key);
+      top.family_node.emplace(v);
+      top.family = get_text(src, v, key);
     } else if (key == "notes") {
-      sp.notes_ = v.IsNull() ? "" : get_text(src, v, key);
+      top.notes = v.IsNull() ? "" : get_text(src, v, key);
     } else if (key == "parameters") {
-      params_opt.emplace(v);
+      top.parameters.emplace(v);
     } else if (key == "model") {
-      model_opt.emplace(v);
+      top.model.emplace(v);
     } else if (key == "training") {
-      sp.training_ = parse_training(src, v);
+      top.training = parse_training(src, v);
     } else if (key == "torchscript") {
-      torchscript_opt.emplace(v);
+      top.torchscript.emplace(v);
     }
   }
-  if (!have_name) src.fail(root, "name", "missing", "add `name: <short name of the space>`");
-  if (!family_opt) {
+  if (top.name.empty()) src.fail(root, "name", "missing", "add `name: <short name of the space>`");
+  if (!top.family_node) {
     src.fail(root, "family", "missing", "add `family: " + space::family_names() + "` (one)");
   }
-  const YAML::Node& family_node = *family_opt;
-  const Family* family = space::find_family(sp.family_);
+  return top;
+}
+
+const Family& find_family(const Source& src, const TopLevel& top) {
+  const Family* family = space::find_family(top.family);
   if (family == nullptr) {
-    src.fail(family_node, "family", "unknown family '" + sp.family_ + "'",
+    src.fail(*top.family_node, "family", "unknown family '" + top.family + "'",
              "use one of: " + space::family_names());
   }
-  if (sp.family_ == "torchscript") {
-    if (!torchscript_opt) {
+  return *family;
+}
+
+// The `torchscript:` block: required by family torchscript, refused by the others.
+TorchScriptSource read_torchscript(const Source& src, const YAML::Node& root, const TopLevel& top) {
+  if (top.family == "torchscript") {
+    if (!top.torchscript) {
       src.fail(root, "torchscript", "missing",
                "add `torchscript: {module: my_networks.py}` naming the Python file whose "
                "build(config) returns each configuration's torch.nn.Module");
     }
-    sp.torchscript_ = parse_torchscript(src, *torchscript_opt);
-  } else if (torchscript_opt) {
-    src.fail(*torchscript_opt, "torchscript", "only family torchscript reads this block",
+    return parse_torchscript(src, *top.torchscript);
+  }
+  if (top.torchscript) {
+    src.fail(*top.torchscript, "torchscript", "only family torchscript reads this block",
              "remove it, or set `family: torchscript`");
   }
-  std::string setting_names;
-  for (const auto& s : family->settings) {
-    setting_names += (setting_names.empty() ? "" : ", ") + s.name;
-  }
+  return {};
+}
 
-  if (!params_opt) {
-    src.fail(root, "parameters", "missing", "add a list of {name, choices} entries");
+std::string setting_names(const Family& family) {
+  std::string names;
+  for (const auto& s : family.settings) names += (names.empty() ? "" : ", ") + s.name;
+  return names;
+}
+
+// One entry of a parameter's `choices`, its value normalized and checked against the setting.
+// A named choice takes its value from `par.values` (and writes the normalized value back).
+json parse_choice(const Source& src, const YAML::Node& cn, const std::string& cp,
+                  const SettingSpec& spec, Parameter& par) {
+  if (!cn.IsScalar()) {
+    src.fail(cn, cp, "expected a number or a name, found " + show(cn),
+             "for a list-valued choice, name it here and give its list under `values`");
   }
-  const YAML::Node& params_node = *params_opt;
+  json choice = scalar_json(cn);
+  if (!choice.is_number() && !choice.is_string()) {
+    src.fail(cn, cp, "expected a number or a name, found " + show(cn), "");
+  }
+  for (const auto& prev : par.choices) {
+    if (same_choice(prev, choice))
+      src.fail(cn, cp, "duplicate choice " + show(cn), "list each choice once");
+  }
+  json value = choice;
+  if (choice.is_string()) {
+    if (!par.values.contains(choice.get<std::string>())) {
+      src.fail(cn, cp, "named choice " + show(cn) + " has no value",
+               "add it under `values:` of parameter " + par.name);
+    }
+    value = par.values[choice.get<std::string>()];
+  } else {
+    choice = normalize(spec, choice);
+    value = choice;
+  }
+  value = normalize(spec, value);
+  if (choice.is_string()) par.values[choice.get<std::string>()] = value;
+  const std::string err = space::check_value(spec, value);
+  if (!err.empty()) {
+    src.fail(cn, cp, "value " + printable(value) + " does not fit " + par.name + ": " + err,
+             par.name + " is the " + spec.meaning);
+  }
+  return choice;
+}
+
+// Entry `i` of `parameters:`; `earlier` are the entries before it.
+Parameter parse_parameter(const Source& src, const YAML::Node& pn, std::size_t i,
+                          const Family& family, const std::vector<Parameter>& earlier) {
+  const std::string pp = "parameters[" + std::to_string(i) + "]";
+  Parameter par;
+  std::optional<YAML::Node> choices_opt, values_opt;
+  for (const auto& [key, v] : mapping(src, pn, pp, {"name", "choices", "values", "description"})) {
+    if (key == "name") {
+      par.name = get_text(src, v, pp + ".name");
+    } else if (key == "choices") {
+      choices_opt.emplace(v);
+    } else if (key == "values") {
+      values_opt.emplace(v);
+    } else {
+      par.description = v.IsNull() ? "" : get_text(src, v, pp + ".description");
+    }
+  }
+  if (par.name.empty()) src.fail(pn, pp + ".name", "missing", "name the parameter");
+  const std::string np = "parameters." + par.name;
+  const SettingSpec* spec = space::find_setting(family, par.name);
+  if (spec == nullptr) {
+    src.fail(pn, np, "'" + par.name + "' is not a setting of family " + family.name,
+             "parameters of this family are: " + setting_names(family));
+  }
+  for (const auto& other : earlier) {
+    if (other.name == par.name) src.fail(pn, np, "duplicate parameter", "list it once");
+  }
+  if (!choices_opt) src.fail(pn, np + ".choices", "missing", "e.g. `choices: [8, 16, 32]`");
+  const YAML::Node& choices_node = *choices_opt;
+  if (!choices_node.IsSequence() || choices_node.size() == 0) {
+    src.fail(choices_node, np + ".choices",
+             "expected a non-empty list of choices, found " + show(choices_node),
+             "e.g. `choices: [8, 16, 32]`");
+  }
+  const YAML::Node values_node = values_opt ? *values_opt : pn;
+  if (values_opt) {
+    if (!values_node.IsMap()) {
+      src.fail(values_node, np + ".values",
+               "expected a mapping from choice names to values, found " + show(values_node),
+               "e.g. `values: {r1: [1, 2, 2], r2: [1, 2, 3]}`");
+    }
+    par.values = to_json_value(src, values_node, np + ".values");
+  }
+  for (std::size_t c = 0; c < choices_node.size(); ++c) {
+    const std::string cp = np + ".choices[" + std::to_string(c) + "]";
+    par.choices.push_back(parse_choice(src, choices_node[c], cp, *spec, par));
+  }
+  for (const auto& [vname, _] : par.values.items()) {
+    bool used = false;
+    for (const auto& c : par.choices) used = used || (c.is_string() && c == vname);
+    if (!used) {
+      src.fail(values_node, np + ".values." + vname,
+               "'" + vname + "' is not one of the choices " + choices_text(par.choices),
+               "add it to `choices` or remove it from `values`");
+    }
+  }
+  return par;
+}
+
+std::vector<Parameter> parse_parameters(const Source& src, const YAML::Node& root,
+                                        const std::optional<YAML::Node>& node,
+                                        const Family& family) {
+  if (!node) src.fail(root, "parameters", "missing", "add a list of {name, choices} entries");
+  const YAML::Node& params_node = *node;
   if (!params_node.IsSequence() || params_node.size() == 0) {
     src.fail(params_node, "parameters", "expected a non-empty list, found " + show(params_node),
              "list at least one parameter as {name: B, choices: [8, 16, 32]}");
   }
+  std::vector<Parameter> out;
   for (std::size_t i = 0; i < params_node.size(); ++i) {
-    const YAML::Node pn = params_node[i];
-    const std::string pp = "parameters[" + std::to_string(i) + "]";
-    Parameter par;
-    std::optional<YAML::Node> choices_opt, values_opt;
-    for (const auto& [key, v] :
-         mapping(src, pn, pp, {"name", "choices", "values", "description"})) {
-      if (key == "name") {
-        par.name = get_text(src, v, pp + ".name");
-      } else if (key == "choices") {
-        choices_opt.emplace(v);
-      } else if (key == "values") {
-        values_opt.emplace(v);
-      } else {
-        par.description = v.IsNull() ? "" : get_text(src, v, pp + ".description");
-      }
-    }
-    if (par.name.empty()) src.fail(pn, pp + ".name", "missing", "name the parameter");
-    const std::string np = "parameters." + par.name;
-    const SettingSpec* spec = space::find_setting(*family, par.name);
+    out.push_back(parse_parameter(src, params_node[i], i, family, out));
+  }
+  return out;
+}
+
+// The fixed `model:` settings: known to the family, not also searched, each value checked.
+json parse_model_settings(const Source& src, const std::optional<YAML::Node>& node,
+                          const Family& family, const std::vector<Parameter>& parameters) {
+  json settings = json::object();
+  if (!node || node->IsNull()) return settings;
+  const YAML::Node& model_node = *node;
+  if (!model_node.IsMap()) {
+    src.fail(model_node, "model", "expected a mapping of settings, found " + show(model_node), "");
+  }
+  for (const auto& kv : model_node) {
+    const std::string key = kv.first.Scalar();
+    const std::string kp = "model." + key;
+    const SettingSpec* spec = space::find_setting(family, key);
     if (spec == nullptr) {
-      src.fail(pn, np, "'" + par.name + "' is not a setting of family " + family->name,
-               "parameters of this family are: " + setting_names);
+      src.fail(kv.first, kp, "unknown setting '" + key + "' for family " + family.name,
+               "known settings: " + setting_names(family));
     }
-    for (const auto& other : sp.parameters_) {
-      if (other.name == par.name) src.fail(pn, np, "duplicate parameter", "list it once");
-    }
-    if (!choices_opt) src.fail(pn, np + ".choices", "missing", "e.g. `choices: [8, 16, 32]`");
-    const YAML::Node& choices_node = *choices_opt;
-    if (!choices_node.IsSequence() || choices_node.size() == 0) {
-      src.fail(choices_node, np + ".choices",
-               "expected a non-empty list of choices, found " + show(choices_node),
-               "e.g. `choices: [8, 16, 32]`");
-    }
-    const YAML::Node values_node = values_opt ? *values_opt : pn;
-    if (values_opt) {
-      if (!values_node.IsMap()) {
-        src.fail(values_node, np + ".values",
-                 "expected a mapping from choice names to values, found " + show(values_node),
-                 "e.g. `values: {r1: [1, 2, 2], r2: [1, 2, 3]}`");
-      }
-      par.values = to_json_value(src, values_node, np + ".values");
-    }
-    for (std::size_t c = 0; c < choices_node.size(); ++c) {
-      const YAML::Node cn = choices_node[c];
-      const std::string cp = np + ".choices[" + std::to_string(c) + "]";
-      if (!cn.IsScalar()) {
-        src.fail(cn, cp, "expected a number or a name, found " + show(cn),
-                 "for a list-valued choice, name it here and give its list under `values`");
-      }
-      json choice = scalar_json(cn);
-      if (!choice.is_number() && !choice.is_string()) {
-        src.fail(cn, cp, "expected a number or a name, found " + show(cn), "");
-      }
-      for (const auto& prev : par.choices) {
-        if (same_choice(prev, choice))
-          src.fail(cn, cp, "duplicate choice " + show(cn), "list each choice once");
-      }
-      json value = choice;
-      if (choice.is_string()) {
-        if (!par.values.contains(choice.get<std::string>())) {
-          src.fail(cn, cp, "named choice " + show(cn) + " has no value",
-                   "add it under `values:` of parameter " + par.name);
-        }
-        value = par.values[choice.get<std::string>()];
-      } else {
-        choice = normalize(*spec, choice);
-        value = choice;
-      }
-      value = normalize(*spec, value);
-      if (choice.is_string()) par.values[choice.get<std::string>()] = value;
-      const std::string err = space::check_value(*spec, value);
-      if (!err.empty()) {
-        src.fail(cn, cp, "value " + printable(value) + " does not fit " + par.name + ": " + err,
-                 par.name + " is the " + spec->meaning);
-      }
-      par.choices.push_back(choice);
-    }
-    for (const auto& [vname, _] : par.values.items()) {
-      bool used = false;
-      for (const auto& c : par.choices) used = used || (c.is_string() && c == vname);
-      if (!used) {
-        src.fail(values_node, np + ".values." + vname,
-                 "'" + vname + "' is not one of the choices " + choices_text(par.choices),
-                 "add it to `choices` or remove it from `values`");
+    if (settings.contains(key)) src.fail(kv.first, kp, "duplicate key", "keep one");
+    for (const auto& par : parameters) {
+      if (par.name == key) {
+        src.fail(kv.first, kp, "'" + key + "' is also a searched parameter",
+                 "remove it from `model:` or from `parameters:`");
       }
     }
-    sp.parameters_.push_back(std::move(par));
+    json value = normalize(*spec, to_json_value(src, kv.second, kp));
+    const std::string err = space::check_value(*spec, value);
+    if (!err.empty()) {
+      src.fail(kv.second, kp, "value " + printable(value) + ": " + err,
+               key + " is the " + spec->meaning);
+    }
+    settings[key] = value;
   }
+  return settings;
+}
 
-  if (model_opt && !model_opt->IsNull()) {
-    const YAML::Node& model_node = *model_opt;
-    if (!model_node.IsMap()) {
-      src.fail(model_node, "model", "expected a mapping of settings, found " + show(model_node),
-               "");
-    }
-    for (const auto& kv : model_node) {
-      const std::string key = kv.first.Scalar();
-      const std::string kp = "model." + key;
-      const SettingSpec* spec = space::find_setting(*family, key);
-      if (spec == nullptr) {
-        src.fail(kv.first, kp, "unknown setting '" + key + "' for family " + family->name,
-                 "known settings: " + setting_names);
-      }
-      if (sp.model_settings_.contains(key)) src.fail(kv.first, kp, "duplicate key", "keep one");
-      for (const auto& par : sp.parameters_) {
-        if (par.name == key) {
-          src.fail(kv.first, kp, "'" + key + "' is also a searched parameter",
-                   "remove it from `model:` or from `parameters:`");
-        }
-      }
-      json value = normalize(*spec, to_json_value(src, kv.second, kp));
-      const std::string err = space::check_value(*spec, value);
-      if (!err.empty()) {
-        src.fail(kv.second, kp, "value " + printable(value) + ": " + err,
-                 key + " is the " + spec->meaning);
-      }
-      sp.model_settings_[key] = value;
+// Open families (torchscript) get num_classes and input_shape from the export helper.
+void check_reserved_names(const Source& src, const YAML::Node& root, const Family& family,
+                          const json& model_settings, const std::vector<Parameter>& parameters) {
+  if (!family.open) return;
+  for (const char* reserved : {"num_classes", "input_shape"}) {
+    bool used = model_settings.contains(reserved);
+    for (const auto& par : parameters) used = used || par.name == reserved;
+    if (used) {
+      src.fail(root, reserved, "this name is set by the export helper from the data",
+               "rename your parameter or `model:` setting");
     }
   }
-  if (family->open) {
-    for (const char* reserved : {"num_classes", "input_shape"}) {
-      bool used = sp.model_settings_.contains(reserved);
-      for (const auto& par : sp.parameters_) used = used || par.name == reserved;
-      if (used) {
-        src.fail(root, reserved, "this name is set by the export helper from the data",
-                 "rename your parameter or `model:` setting");
-      }
-    }
-  }
-  for (const auto& s : family->settings) {
+}
+
+// Every family setting neither searched nor given in `model:` takes its default.
+void add_defaults(const Family& family, const std::vector<Parameter>& parameters,
+                  json& model_settings) {
+  for (const auto& s : family.settings) {
     bool searched = false;
-    for (const auto& par : sp.parameters_) searched = searched || par.name == s.name;
-    if (!searched && !sp.model_settings_.contains(s.name)) {
-      sp.model_settings_[s.name] = s.default_value;
-    }
+    for (const auto& par : parameters) searched = searched || par.name == s.name;
+    if (!searched && !model_settings.contains(s.name)) model_settings[s.name] = s.default_value;
   }
+}
 
-  // Settings that depend on each other (list lengths, feature_stage) are checked per config.
-  if (family->check != nullptr) {
-    std::size_t checked = 0;
-    for (const auto& config : sp.enumerate()) {
-      json all = sp.model_settings_;
-      for (const auto& par : sp.parameters_) all[par.name] = sp.resolve(config, par.name);
-      const std::string err = family->check(all);
-      if (!err.empty()) {
-        throw InvalidInput(origin + ": configuration " + sp.config_id(config) + ": " + err +
-                           "; change the parameters' choices or the `model:` settings");
-      }
-      if (++checked >= 100000) break;
+// Settings that depend on each other (list lengths, feature_stage) are checked per config.
+void check_every_config(const SearchSpace& sp, const Family& family, const std::string& origin) {
+  if (family.check == nullptr) return;
+  std::size_t checked = 0;
+  for (const auto& config : sp.enumerate()) {
+    json all = sp.model_settings();
+    for (const auto& par : sp.parameters()) all[par.name] = sp.resolve(config, par.name);
+    const std::string err = family.check(all);
+    if (!err.empty()) {
+      throw InvalidInput(origin + ": configuration " + sp.config_id(config) + ": " + err +
+                         "; change the parameters' choices or the `model:` settings");
     }
+    if (++checked >= 100000) break;
   }
+}
+
+}  // namespace
+
+SearchSpace SearchSpace::parse(const std::string& yaml_text, const std::string& origin) {
+  const Source src{origin};
+  const YAML::Node root = load_document(src, yaml_text);
+  const TopLevel top = read_top_level(src, root);
+  const Family& family = find_family(src, top);
+
+  SearchSpace sp;
+  sp.name_ = top.name;
+  sp.family_ = top.family;
+  sp.notes_ = top.notes;
+  sp.training_ = top.training;
+  sp.torchscript_ = read_torchscript(src, root, top);
+  sp.parameters_ = parse_parameters(src, root, top.parameters, family);
+  sp.model_settings_ = parse_model_settings(src, top.model, family, sp.parameters_);
+  check_reserved_names(src, root, family, sp.model_settings_, sp.parameters_);
+  add_defaults(family, sp.parameters_, sp.model_settings_);
+  check_every_config(sp, family, origin);
   return sp;
 }
 

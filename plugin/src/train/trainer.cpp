@@ -7,6 +7,7 @@
 #include <cmath>
 #include <thread>
 
+#include "dataproxy/clock.h"
 #include "dataproxy/error.h"
 #include "train/augment.h"
 #include "train/autocast.h"
@@ -15,10 +16,6 @@ namespace dataproxy {
 namespace {
 
 using Clock = std::chrono::steady_clock;
-
-double seconds_since(Clock::time_point t) {
-  return std::chrono::duration<double>(Clock::now() - t).count();
-}
 
 int available_cores() {
   cpu_set_t set;

@@ -8,6 +8,7 @@
 #include "dataproxy/error.h"
 #include "dataproxy/files.h"
 #include "dataproxy/report.h"
+#include "manifest/sample_manifest.h"
 
 namespace dataproxy {
 namespace {
@@ -25,33 +26,12 @@ TrialRecord record(const std::string& id, double proxy, std::optional<double> fu
   r.proxy_seconds = proxy_s;
   r.full_seconds = full_s;
   r.macs = macs;
-  r.manifest_key = "key1";
+  r.manifest_key = testing::sample_manifest().key;
   return r;
 }
 
-json manifest_with_probes() {
-  return {{"schema_version", 2},
-          {"key", "key1"},
-          {"dataset", "cifar10"},
-          {"method", "importance"},
-          {"ratio", 0.1},
-          {"stage_seconds", {{"probes", 500.0}, {"features", 20.0}, {"knn", 5.0}}},
-          {"probes",
-           {{{"config", {{"name", "light"}}},
-             {"config_id", "light"},
-             {"macs", 1000000},
-             {"test_accuracy", 0.80},
-             {"train_seconds", 100.0},
-             {"epoch_seconds", 10.0},
-             {"epochs", 10}},
-            {{"config", {{"name", "heavy"}}},
-             {"config_id", "heavy"},
-             {"macs", 4000000},
-             {"test_accuracy", 0.90},
-             {"train_seconds", 400.0},
-             {"epoch_seconds", 40.0},
-             {"epochs", 10}}}}};
-}
+// The manifest of the records' proxy: two probes, 500 s of probe training, 25 s of selection.
+Manifest manifest_with_probes() { return testing::sample_manifest(); }
 
 int count(const std::string& text, const std::string& needle) {
   int n = 0;
@@ -71,7 +51,8 @@ TEST(MergeCandidates, MergesByConfigAndAddsProbes) {
       record("a", 0.5, std::nullopt, 10), record("a", 0.7, 0.9, 20, 200),
       record("light", 0.6, std::nullopt), record("b", 0.4, std::nullopt)};
   records[3].status = "pruned";
-  auto cands = merge_candidates(records, manifest_with_probes());
+  const Manifest m = manifest_with_probes();
+  auto cands = merge_candidates(records, &m);
   ASSERT_EQ(cands.size(), 4u);  // a, light, b, heavy
   const Candidate& a = cands[0];
   EXPECT_EQ(a.id, "a");
@@ -109,15 +90,11 @@ TEST(BuildReport, RanksThePairsOfPairCandidates) {
   records[7].proxy_accuracy.reset();
   records[7].full_accuracy = 0.66;
   records[7].spot_check = true;
-  const json manifest = manifest_with_probes();
-  PairingManifest pm;
-  pm.key = "key1";
-  for (const auto& p : manifest["probes"])
-    pm.probes.emplace_back(p["config_id"], p["test_accuracy"]);
-  const auto pairs = pair_candidates(records, pm);
+  const Manifest manifest = manifest_with_probes();
+  const auto pairs = pair_candidates(records, pairing_of(manifest));
   ASSERT_EQ(pairs.size(), 3u);  // a, heavy, light
 
-  const json r = build_report(records, manifest, fast_options());
+  const json r = build_report(records, &manifest, fast_options());
   std::map<std::string, std::pair<double, double>> ranked;
   for (std::size_t i = 0; i < r["ranking"]["ids"].size(); ++i) {
     ranked[r["ranking"]["ids"][i]] = {r["ranking"]["proxy"][i], r["ranking"]["full"][i]};
@@ -173,7 +150,8 @@ TEST(BuildReport, GoodRankingWithCostLedger) {
   }
   records.push_back(record("p1", 0.55, std::nullopt, 20));  // estimated at 200 s
   records.push_back(record("p2", 0.52, std::nullopt, 30));  // estimated at 300 s
-  json r = build_report(records, manifest_with_probes(), fast_options());
+  const Manifest m = manifest_with_probes();
+  json r = build_report(records, &m, fast_options());
   EXPECT_EQ(r["ranking"]["n"], 8);
   EXPECT_DOUBLE_EQ(r["ranking"]["spearman"]["value"].get<double>(), 1.0);
   EXPECT_EQ(r["verdict"]["level"], "good");
@@ -208,7 +186,8 @@ TEST(BuildReport, BottomLineSaysTimeAgreementAndPick) {
   }
   // "top" leads the proxy but was never spot-checked; s7 is the best measured on the full data.
   records.push_back(record("top", 0.99, std::nullopt, 20));
-  json r = build_report(records, manifest_with_probes(), fast_options());
+  const Manifest m = manifest_with_probes();
+  json r = build_report(records, &m, fast_options());
   const json& b = r["summary"];
   ASSERT_EQ(b["lines"].size(), 3u);
   EXPECT_EQ(b["pick"], "top");
@@ -225,7 +204,7 @@ TEST(BuildReport, BottomLineSaysTimeAgreementAndPick) {
   pruned.proxy_accuracy.reset();
   pruned.status = "pruned";
   records.push_back(pruned);
-  json w = build_report(records, manifest_with_probes(), fast_options());
+  json w = build_report(records, &m, fast_options());
   bool found = false;
   for (const auto& line : w["warnings"]) {
     const std::string text = line;
@@ -242,24 +221,25 @@ TEST(BuildReport, EstimatesFromMacsWithoutTimedSpotChecks) {
   // Probes measured 100 s per 1e6 MACs; the searched candidates have MACs but no full times.
   std::vector<TrialRecord> records = {record("x", 0.5, std::nullopt, 10, 0, 2000000),
                                       record("y", 0.6, std::nullopt, 10, 0, 3000000)};
-  json r = build_report(records, manifest_with_probes(), fast_options());
+  const Manifest m = manifest_with_probes();
+  json r = build_report(records, &m, fast_options());
   EXPECT_EQ(r["cost"]["estimate_methods"]["macs"], 2);
   EXPECT_DOUBLE_EQ(r["cost"]["full_data_seconds"].get<double>(), 200 + 300);
 }
 
 TEST(BuildReport, FallsBackToTheDataRatio) {
-  json m = manifest_with_probes();
-  m.erase("probes");
+  Manifest m = manifest_with_probes();
+  m.probes.clear();
   std::vector<TrialRecord> records = {record("x", 0.5, std::nullopt, 12)};
-  json r = build_report(records, m, fast_options());
+  json r = build_report(records, &m, fast_options());
   EXPECT_EQ(r["cost"]["estimate_methods"]["data_ratio"], 1);
   EXPECT_NEAR(r["cost"]["full_data_seconds"].get<double>(), 120, 1e-9);
 }
 
 TEST(BuildReport, CachedProbesCountAtTheirTrainingTime) {
-  json m = manifest_with_probes();
-  m["stage_seconds"]["probes"] = 0.0;  // `generate` reused cached probes
-  json r = build_report({record("x", 0.5, std::nullopt)}, m, fast_options());
+  Manifest m = manifest_with_probes();
+  m.stage_seconds["probes"] = 0.0;  // `generate` reused cached probes
+  json r = build_report({record("x", 0.5, std::nullopt)}, &m, fast_options());
   EXPECT_DOUBLE_EQ(r["cost"]["probes_seconds"].get<double>(), 100 + 400);
   EXPECT_NE(r["cost"]["probes_note"].get<std::string>().find("cache"), std::string::npos);
 }
@@ -316,7 +296,7 @@ TEST_F(WriteReportTest, WritesBothFilesFromASnapshotWithATornTail) {
     std::ofstream out(store.file(), std::ios::app);
     out << "{\"schema\":\"dataproxy.result/1\",\"trial_id\":\"half";
   }
-  atomic_write(dir_ / "manifest.json", manifest_with_probes().dump());
+  save_manifest(manifest_with_probes(), dir_);
   json r = write_report(dir_, "", dir_ / "out", fast_options());
   EXPECT_EQ(r["records"], 4);
   EXPECT_EQ(r["sources"]["manifest"], (dir_ / "manifest.json").string());  // found beside
@@ -330,34 +310,42 @@ TEST_F(WriteReportTest, WritesBothFilesFromASnapshotWithATornTail) {
 TEST_F(WriteReportTest, FindsTheCachedManifestByKey) {
   ResultsStore store(dir_ / "exp");
   for (int i = 0; i < 3; ++i) store.append(record("c" + std::to_string(i), 0.5 + 0.1 * i, 0.8));
-  atomic_write(dir_ / "cache" / "proxies" / "key1" / "manifest.json",
-               manifest_with_probes().dump());
+  const Manifest m = manifest_with_probes();
+  fs::create_directories(proxy_dir(dir_ / "cache", m.key));
+  save_manifest(m, proxy_dir(dir_ / "cache", m.key));
   ::setenv("DATAPROXY_CACHE", (dir_ / "cache").c_str(), 1);
   json r = write_report(dir_ / "exp", "", "", fast_options());
   ::unsetenv("DATAPROXY_CACHE");
-  EXPECT_EQ(r["sources"]["manifest"],
-            (dir_ / "cache" / "proxies" / "key1" / "manifest.json").string());
+  EXPECT_EQ(r["sources"]["manifest"], proxy_manifest_file(dir_ / "cache", m.key).string());
   EXPECT_EQ(r["manifest"]["probes"].size(), 2u);
   EXPECT_TRUE(fs::exists(dir_ / "exp" / "report.html"));  // default: beside the store
 }
 
-TEST_F(WriteReportTest, ManifestIsChecked) {
-  json m = manifest_with_probes();
-  m["schema_version"] = 3;
-  atomic_write(dir_ / "m.json", m.dump());
-  EXPECT_THROW(read_manifest_json(dir_ / "m.json"), DataError);
-  m = manifest_with_probes();
-  m["probes"][1]["test_accuracy"] = "high";
-  atomic_write(dir_ / "m.json", m.dump());
+TEST_F(WriteReportTest, ManifestIsVerifiedLikeEverywhereElse) {
+  ResultsStore store(dir_ / "exp");
+  for (int i = 0; i < 3; ++i) store.append(record("c" + std::to_string(i), 0.5 + 0.1 * i, 0.8));
+  save_manifest(manifest_with_probes(), dir_ / "m");
+  EXPECT_EQ(write_report(dir_ / "exp", dir_ / "m", "", fast_options())["manifest"]["key"],
+            manifest_with_probes().key);  // a folder works
+  json j = json::parse(read_file(dir_ / "m" / "manifest.json"));
+  j["probes"][1]["test_accuracy"] = 0.99;  // edited after writing
+  atomic_write(dir_ / "m" / "manifest.json", j.dump());
   try {
-    read_manifest_json(dir_ / "m.json");
+    write_report(dir_ / "exp", dir_ / "m", "", fast_options());
     FAIL() << "expected DataError";
   } catch (const DataError& e) {
-    EXPECT_NE(std::string(e.what()).find("probes[1].test_accuracy"), std::string::npos);
+    EXPECT_NE(std::string(e.what()).find("changed after it was written"), std::string::npos)
+        << e.what();
   }
-  EXPECT_THROW(read_manifest_json(dir_ / "absent"), InvalidInput);
-  atomic_write(dir_ / "manifest.json", manifest_with_probes().dump());
-  EXPECT_EQ(read_manifest_json(dir_)["key"], "key1");  // a folder works too
+  j["schema_version"] = 3;
+  atomic_write(dir_ / "m" / "manifest.json", j.dump());
+  try {
+    write_report(dir_ / "exp", dir_ / "m" / "manifest.json", "", fast_options());
+    FAIL() << "expected DataError";
+  } catch (const DataError& e) {
+    EXPECT_NE(std::string(e.what()).find("schema_version 3"), std::string::npos) << e.what();
+  }
+  EXPECT_THROW(write_report(dir_ / "exp", dir_ / "absent", "", fast_options()), InvalidInput);
 }
 
 }  // namespace

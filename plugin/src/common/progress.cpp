@@ -10,16 +10,13 @@
 #include <mutex>
 #include <sstream>
 
+#include "dataproxy/clock.h"
 #include "dataproxy/error.h"
 
 namespace dataproxy {
 namespace {
 
 using Clock = std::chrono::steady_clock;
-
-double seconds_since(Clock::time_point t) {
-  return std::chrono::duration<double>(Clock::now() - t).count();
-}
 
 class NullReporter final : public Reporter {
  public:

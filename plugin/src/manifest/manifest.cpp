@@ -8,7 +8,6 @@
 namespace dataproxy {
 namespace {
 
-const char* kManifestFile = "manifest.json";
 const char* kIndicesFile = "indices.bin";
 const char* kSelectionFile = "selection.bin";
 const char* kEvaluationFile = "evaluation.bin";
@@ -45,10 +44,6 @@ std::vector<int64_t> decode_indices(const std::string& data) {
 std::string content_checksum(json j) {
   j.erase("checksum");
   return sha256_hex(j.dump());
-}
-
-torch::Tensor remap_tensor(const Manifest& m) {
-  return torch::tensor(m.label_remap, torch::kInt64);
 }
 
 }  // namespace
@@ -161,6 +156,8 @@ Manifest Manifest::from_json(const json& j, const std::string& origin) {
     m.seed = j.at("seed").get<uint64_t>();
     m.indices_file = j.at("indices_file").get<std::string>();
     m.indices_sha256 = j.at("indices_sha256").get<std::string>();
+    // Not kept: load_manifest checks it against the indices side file.
+    static_cast<void>(j.at("size").get<int64_t>());
     const json& sel = j.at("selection");
     m.selection.split = sel.at("split").get<std::string>();
     m.selection.fraction = sel.at("fraction").get<double>();
@@ -222,7 +219,7 @@ void save_manifest(const Manifest& manifest, const fs::path& dir) {
   atomic_write(dir / kEvaluationFile, evaluation);
   json j = m.to_json();
   j["checksum"] = content_checksum(j);
-  atomic_write(dir / kManifestFile, j.dump(2) + "\n");
+  atomic_write(dir / kManifestFileName, j.dump(2) + "\n");
 }
 
 namespace {
@@ -267,7 +264,7 @@ std::vector<int64_t> load_side_file(const fs::path& file, const std::string& nam
 }  // namespace
 
 Manifest load_manifest(const fs::path& path) {
-  const fs::path file = fs::is_directory(path) ? path / kManifestFile : path;
+  const fs::path file = manifest_file(path);
   const fs::path dir = file.parent_path();
   DATAPROXY_CHECK(fs::exists(file), InvalidInput,
                   "no manifest at "
@@ -294,7 +291,8 @@ Manifest load_manifest(const fs::path& path) {
                       j.at("size").get<int64_t>() == static_cast<int64_t>(m.indices.size()),
                   DataError,
                   file.string() << " says size " << j.at("size") << " but its indices file holds "
-                                << m.indices.size() << " indices");
+                                << m.indices.size() << " indices; delete the folder "
+                                << dir.string() << " and run `dataproxy generate` again");
   m.selection.selection = load_side_file(file, m.selection.selection_file,
                                          m.selection.selection_sha256, m.test_size, "selection");
   m.selection.evaluation = load_side_file(file, m.selection.evaluation_file,
@@ -325,75 +323,36 @@ Manifest load_manifest(const fs::path& path) {
   return m;
 }
 
-void check_dataset(const Manifest& manifest, const Dataset& train) {
-  DATAPROXY_CHECK(train.size() == manifest.train_size, InvalidInput,
-                  "manifest " << manifest.key.substr(0, 12) << " was built from "
-                              << manifest.train_size << " training samples of '" << manifest.dataset
-                              << "' but this train split has " << train.size()
-                              << "; load the dataset with the manifest's load_options (max_train "
-                              << manifest.load_options.max_train << ")");
-  const std::string fp = fingerprint(train);
-  DATAPROXY_CHECK(fp == manifest.train_fingerprint, InvalidInput,
-                  "manifest " << manifest.key.substr(0, 12) << " was built from '"
-                              << manifest.dataset << "' train data with fingerprint "
-                              << manifest.train_fingerprint << " but this data has " << fp
-                              << "; use the same dataset files, or generate a proxy for this data");
+fs::path proxies_dir(const fs::path& cache) { return cache / "proxies"; }
+
+fs::path proxy_dir(const fs::path& cache, const std::string& key) {
+  return proxies_dir(cache) / key;
 }
 
-Dataset proxy_train_set(const Manifest& manifest, const Dataset& full_train) {
-  check_dataset(manifest, full_train);
-  torch::Tensor idx = torch::tensor(manifest.indices, torch::kInt64);
-  Dataset out = subset(full_train, idx);
-  out.labels = remap_tensor(manifest).index_select(0, out.labels);
-  out.num_classes = manifest.proxy_num_classes();
-  if (!full_train.class_names.empty() && !manifest.kept_classes.empty()) {
-    out.class_names.clear();
-    for (int64_t c : manifest.kept_classes) out.class_names.push_back(full_train.class_names[c]);
+fs::path proxy_lock_file(const fs::path& cache, const std::string& key) {
+  return proxies_dir(cache) / (key + ".lock");
+}
+
+fs::path proxy_manifest_file(const fs::path& cache, const std::string& key) {
+  return proxy_dir(cache, key) / kManifestFileName;
+}
+
+fs::path probes_dir(const fs::path& cache) { return cache / "probes"; }
+
+fs::path data_cache_dir(const fs::path& cache) { return cache / "data"; }
+
+fs::path manifest_file(const fs::path& path) {
+  std::error_code ec;
+  return fs::is_directory(path, ec) ? path / kManifestFileName : path;
+}
+
+PairingManifest pairing_of(const Manifest& manifest) {
+  PairingManifest m;
+  m.key = manifest.key;
+  for (const ProbeRecord& p : manifest.probes) {
+    if (!p.config_id.empty()) m.probes.emplace_back(p.config_id, p.test_accuracy);
   }
-  out.name = full_train.name + "@proxy-" + manifest.key.substr(0, 12);
-  return out;
-}
-
-namespace {
-
-void check_test_split(const Manifest& manifest, const Dataset& full_test) {
-  DATAPROXY_CHECK(full_test.size() == manifest.test_size, InvalidInput,
-                  "manifest " << manifest.key.substr(0, 12) << " was built with "
-                              << manifest.test_size << " test samples but this test split has "
-                              << full_test.size() << "; load it with max_test "
-                              << manifest.load_options.max_test);
-  const std::string fp = fingerprint(full_test);
-  DATAPROXY_CHECK(fp == manifest.test_fingerprint, InvalidInput,
-                  "manifest " << manifest.key.substr(0, 12) << " was built from '"
-                              << manifest.dataset << "' test data with fingerprint "
-                              << manifest.test_fingerprint << " but this data has " << fp
-                              << "; use the same dataset files, or generate a proxy for this data");
-}
-
-}  // namespace
-
-Dataset ranking_test_set(const Manifest& manifest, const Dataset& full_test) {
-  check_test_split(manifest, full_test);
-  const auto& eval = manifest.selection.evaluation;
-  if (static_cast<int64_t>(eval.size()) == full_test.size()) return full_test;
-  Dataset out = subset(full_test, torch::tensor(eval, torch::kInt64));
-  out.name = full_test.name + "@ranking";
-  return out;
-}
-
-Dataset proxy_test_set(const Manifest& manifest, const Dataset& full_test) {
-  const Dataset ranking = ranking_test_set(manifest, full_test);
-  torch::Tensor remap = remap_tensor(manifest);
-  torch::Tensor mapped = remap.index_select(0, ranking.labels.to(torch::kInt64));
-  torch::Tensor keep = mapped.ge(0).nonzero().view({-1});
-  Dataset out = keep.size(0) == ranking.size() ? ranking : subset(ranking, keep);
-  out.labels = mapped.index_select(0, keep);
-  out.num_classes = manifest.proxy_num_classes();
-  if (!full_test.class_names.empty() && !manifest.kept_classes.empty()) {
-    out.class_names.clear();
-    for (int64_t c : manifest.kept_classes) out.class_names.push_back(full_test.class_names[c]);
-  }
-  return out;
+  return m;
 }
 
 }  // namespace dataproxy
