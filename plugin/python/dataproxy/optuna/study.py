@@ -474,6 +474,15 @@ def _counts(study: optuna.Study) -> dict[TrialState, int]:
     return counts
 
 
+def _queued_retries(study: optuna.Study) -> int:
+    """WAITING trials that retry a failed one (RetryFailedTrialCallback marks them)."""
+    return sum(
+        1
+        for t in study.get_trials(deepcopy=False, states=(TrialState.WAITING,))
+        if "failed_trial" in t.system_attrs
+    )
+
+
 def run_worker(
     study: optuna.Study,
     objective: DataProxyObjective,
@@ -486,8 +495,11 @@ def run_worker(
 
     While the target is covered by finished and running trials, the worker waits: a running
     trial of a dead worker turns FAIL at its heartbeat deadline, and its queued retry is taken
-    by whichever worker sees it first. Raises StudyError after `max_failures` runner failures
-    in this worker, or at once on a runner failure that no retry can fix (bad input or data).
+    by whichever worker sees it first. A retry queued after the target was reached (another
+    worker's new trial got there first) still runs: no WAITING retry is left behind for a later
+    optimize() to run unasked, at the cost of one trial over the target. Raises StudyError
+    after `max_failures` runner failures in this worker, or at once on a runner failure that
+    no retry can fix (bad input or data).
     """
     failures = 0
     while True:
@@ -496,9 +508,10 @@ def run_worker(
             optuna.storages.fail_stale_trials(study)
         counts = _counts(study)
         finished = counts[TrialState.COMPLETE] + counts[TrialState.PRUNED]
-        if finished >= n_trials:
+        retries = _queued_retries(study) if counts[TrialState.WAITING] else 0
+        if finished >= n_trials and not retries:
             return
-        if finished + counts[TrialState.RUNNING] >= n_trials:
+        if finished + counts[TrialState.RUNNING] >= n_trials and not retries:
             time.sleep(poll_interval)
             continue
         objective.last_failure = None
