@@ -137,9 +137,9 @@ ClientOptions parse_args(int argc, char** argv) {
     }
   }
   if (o.trial_bin.empty()) o.trial_bin = own_directory() / "dataproxy-trial";
-  DATAPROXY_CHECK(::access(o.trial_bin.c_str(), X_OK) == 0, InvalidInput,
-                  "cannot run the trial program " << o.trial_bin
-                                                  << "; build it, or give --trial-bin PATH");
+  DATAPROXY_CHECK(
+      ::access(o.trial_bin.c_str(), X_OK) == 0, InvalidInput,
+      "cannot run the trial program " << o.trial_bin << "; build it, or give --trial-bin PATH");
   return o;
 }
 
@@ -296,14 +296,10 @@ std::optional<Slot> acquire_slot(const fs::path& dir, const std::string& key) {
 // reach it; its output to the slot's log), and waits until it listens. -1 when it does not.
 int start_server(const ClientOptions& o, const Slot& slot, const fs::path& stop_file,
                  bool& bad_flags) {
-  std::vector<std::string> args = {o.trial_bin.string(),
-                                   "--serve",
-                                   "--listen",
-                                   slot.socket_name,
-                                   "--idle-exit",
-                                   std::to_string(o.idle_exit_s),
-                                   "--stop-file",
-                                   stop_file.string()};
+  std::vector<std::string> args = {o.trial_bin.string(), "--serve",
+                                   "--listen",           slot.socket_name,
+                                   "--idle-exit",        std::to_string(o.idle_exit_s),
+                                   "--stop-file",        stop_file.string()};
   args.insert(args.end(), o.trial_args.begin(), o.trial_args.end());
   std::vector<std::string> env = trial_environment();
   std::vector<char*> argv = c_strings(args), envp = c_strings(env);
@@ -329,8 +325,7 @@ int start_server(const ClientOptions& o, const Slot& slot, const fs::path& stop_
     if (::waitpid(pid, &status, WNOHANG) == pid) {
       bad_flags = WIFEXITED(status) && WEXITSTATUS(status) == 2;
       std::cerr << "dataproxy-trial-client: the trial server for slot " << slot.index
-                << " ended at start (status " << status << "; see " << slot.log << ")"
-                << std::endl;
+                << " ended at start (status " << status << "; see " << slot.log << ")" << std::endl;
       return -1;
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(20));

@@ -572,8 +572,9 @@ void apply_request(const std::string& line, TrialOptions& o, Clock::time_point r
                           << v.dump().substr(0, 120));
       NniTrial nni;
       for (const auto& [field, value] : v.items()) {
-        DATAPROXY_CHECK(value.is_string(), InvalidInput,
-                        "request key \"nni." << field << "\" must be a string, got " << value.dump());
+        DATAPROXY_CHECK(
+            value.is_string(), InvalidInput,
+            "request key \"nni." << field << "\" must be a string, got " << value.dump());
         if (field == "experiment_id") {
           nni.experiment_id = value.get<std::string>();
         } else if (field == "trial_job_id") {
@@ -641,9 +642,7 @@ void serve_one(TrialSession& session, const TrialOptions& defaults, const std::s
   if (flags.busy) flags.busy->store(false);
 }
 
-bool blank(const std::string& line) {
-  return line.find_first_not_of(" \t\r") == std::string::npos;
-}
+bool blank(const std::string& line) { return line.find_first_not_of(" \t\r") == std::string::npos; }
 
 }  // namespace
 
@@ -667,8 +666,8 @@ int serve(const TrialOptions& defaults, std::istream& in, std::ostream& out,
   return shutting_down() ? 130 : 0;
 }
 
-int serve_socket(const TrialOptions& defaults, const ListenOptions& listen,
-                 std::atomic<bool>& stop, std::atomic<bool>& pruned, const ServeFlags& flags) {
+int serve_socket(const TrialOptions& defaults, const ListenOptions& listen, std::atomic<bool>& stop,
+                 std::atomic<bool>& pruned, const ServeFlags& flags) {
   const int listener = listen_local(listen.name);
   TrialSession session(defaults.space);
   auto shutting_down = [&] { return flags.shutdown && flags.shutdown->load(); };
@@ -708,8 +707,7 @@ int serve_socket(const TrialOptions& defaults, const ListenOptions& listen,
     }
     SocketStreambuf buffer(conn);
     std::ostream out(&buffer);
-    out << json{{"event", "accepted"}, {"pid", ::getpid()}, {"served", served}}.dump()
-        << std::endl;
+    out << json{{"event", "accepted"}, {"pid", ::getpid()}, {"served", served}}.dump() << std::endl;
     LineReader reader(conn);
     std::string line;
     LineReader::Result got;

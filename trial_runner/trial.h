@@ -152,7 +152,7 @@ int serve(const TrialOptions& defaults, std::istream& in, std::ostream& out,
 
 /// Where and how long `serve_socket()` listens.
 struct ListenOptions {
-  std::string name;       ///< abstract Unix socket name (see local_socket.h)
+  std::string name;        ///< abstract Unix socket name (see local_socket.h)
   double idle_exit_s = 0;  ///< exit after this long without a connection; 0 = never
   /// Exit, when idle, once this file exists or its folder is gone (the NNI tuner writes it when
   /// the experiment ends); empty: not watched.
@@ -165,7 +165,7 @@ struct ListenOptions {
 /// event, and closes. While the candidate trains, a line {"control": "interrupt"} (or
 /// "prune") from the client stops it, and so does the client hanging up. Connections from other
 /// users are refused. Returns 0 when idle too long or told to stop, 130 after a shutdown signal.
-int serve_socket(const TrialOptions& defaults, const ListenOptions& listen,
-                 std::atomic<bool>& stop, std::atomic<bool>& pruned, const ServeFlags& flags);
+int serve_socket(const TrialOptions& defaults, const ListenOptions& listen, std::atomic<bool>& stop,
+                 std::atomic<bool>& pruned, const ServeFlags& flags);
 
 }  // namespace dataproxy::trial
