@@ -314,6 +314,8 @@ int start_server(const ClientOptions& o, const Slot& slot, const fs::path& stop_
       ::dup2(log, 1);
       ::dup2(log, 2);
     }
+    // Nothing of the trial's (a pipe NNI reads to its end) may stay open in the server.
+    for (int fd = 3; fd < 4096; ++fd) ::close(fd);
     ::execve(argv[0], argv.data(), envp.data());
     ::_exit(127);
   }
