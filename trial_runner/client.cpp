@@ -256,6 +256,10 @@ int train_in_own_process(const ClientOptions& o, const json& request, Relay& rel
   while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
   }
   if (code) return *code;
+  if (g_stop) {  // stopped before it could say so (still starting)
+    emit({{"event", "interrupted"}, {"phase", "start"}, {"recorded", false}});
+    return 130;
+  }
   // Ended without a terminal event: the trial program's own error is on stderr.
   if (WIFEXITED(status) && WEXITSTATUS(status) != 0) return WEXITSTATUS(status);
   std::cerr << "dataproxy-trial-client: error: " << o.trial_bin
@@ -377,8 +381,9 @@ Served train_on_server(const ClientOptions& o, const Slot& slot, const fs::path&
   const std::optional<int> result =
       relay.run(reader, [fd] { dataproxy::trial::send_all(fd, "{\"control\":\"interrupt\"}\n"); });
   ::close(fd);
-  if (result) {
-    code = *result;
+  if (result || g_stop) {
+    if (!result) emit({{"event", "interrupted"}, {"phase", "unknown"}, {"recorded", false}});
+    code = result.value_or(130);
     return Served::kDone;
   }
   std::cerr << "dataproxy-trial-client: error: the trial server (pid " << accepted.value("pid", 0)

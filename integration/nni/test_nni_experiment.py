@@ -204,13 +204,13 @@ def trial_logs(tmp: Path) -> str:
 
 def server_events(tmp: Path) -> list[dict]:
     """The "server" event of each trial's stdout: where dataproxy-trial-client trained it."""
-    out = []
+    out = {}
     for path in (tmp / "nni-experiments").glob("*/environments/*/trials/*/trial.stdout"):
         for line in path.read_text().splitlines():
             event = json.loads(line) if line.startswith("{") else {}
             if event.get("event") == "server":
-                out.append(event)
-    return out
+                out[path.parent.name] = event  # one per trial (NNI may keep two copies)
+    return list(out.values())
 
 
 def alive(pid: int) -> bool:
