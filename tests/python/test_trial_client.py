@@ -394,3 +394,11 @@ def test_the_client_refuses_what_is_not_for_it(tmp_path):
         timeout=30,
     )
     assert missing.returncode == 2 and "--trial-bin" in missing.stderr
+
+
+def test_the_client_does_not_load_libtorch():
+    """NNI starts it per trial: it must start in milliseconds, without LibTorch."""
+    libraries = subprocess.run(["ldd", str(CLIENT)], capture_output=True, text=True, timeout=30)
+    assert libraries.returncode == 0, libraries.stderr
+    assert "libcurl" in libraries.stdout
+    assert "libtorch" not in libraries.stdout and "libc10" not in libraries.stdout
