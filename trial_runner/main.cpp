@@ -92,6 +92,8 @@ int run(int argc, char** argv, double startup_seconds,
   std::string manifest, space, data_root, params, params_file, results, report = "auto",
                                                                         memory_format = "auto";
   bool serve = false;
+  dataproxy::trial::ListenOptions listen;
+  std::string stop_file;
   po::options_description desc(
       "dataproxy-trial: train one candidate on a data proxy (and on the full data for a spot "
       "check)\nUsage: dataproxy-trial --manifest PATH --space YAML --data-root DIR "
@@ -110,6 +112,13 @@ int run(int argc, char** argv, double startup_seconds,
       ("serve", po::bool_switch(&serve),
        "train candidate after candidate: one JSON request per stdin line (params and per-trial "
        "settings), JSON Lines out; SIGUSR1 prunes the current candidate only")
+      ("listen", po::value(&listen.name),
+       "with --serve: take requests on this abstract local socket instead of stdin, one "
+       "connection per candidate (what dataproxy-trial-client starts)")
+      ("idle-exit", po::value(&listen.idle_exit_s)->default_value(0),
+       "with --listen: exit after this many seconds without a request (0 = never)")
+      ("stop-file", po::value(&stop_file),
+       "with --listen: exit when idle once this file exists or its folder is gone")
       ("params", po::value(&params), "the candidate's parameters as a JSON object")
       ("params-file", po::value(&params_file), "file holding the parameters' JSON object")
       ("spot-check", po::bool_switch(&o.spot_check), "also train on the full data")
@@ -171,6 +180,10 @@ int run(int argc, char** argv, double startup_seconds,
   if (!params_file.empty()) {
     o.params = parse_params(dataproxy::read_file(params_file), "--params-file " + params_file);
   }
+  DATAPROXY_CHECK(serve || (listen.name.empty() && stop_file.empty()), InvalidInput,
+                  "--listen and --stop-file need --serve");
+  DATAPROXY_CHECK(listen.idle_exit_s >= 0, InvalidInput,
+                  "--idle-exit must be >= 0 seconds (0 = never), got " << listen.idle_exit_s);
   if (serve) {
     DATAPROXY_CHECK(o.params == std::nullopt, InvalidInput,
                     "--serve reads the parameters from stdin, one request a line; drop --params "
@@ -178,6 +191,10 @@ int run(int argc, char** argv, double startup_seconds,
     DATAPROXY_CHECK(o.report != dataproxy::ReportMode::quiet, InvalidInput,
                     "--serve answers on stdout; --report quiet would leave it silent");
     install_serve_signal_handlers();
+    if (!listen.name.empty()) {
+      listen.stop_file = stop_file;
+      return dataproxy::trial::serve_socket(o, listen, g_stop, g_pruned, {&g_shutdown, &g_busy});
+    }
     return dataproxy::trial::serve(o, std::cin, std::cout, g_stop, g_pruned,
                                    {&g_shutdown, &g_busy});
   }

@@ -320,6 +320,16 @@ ParameterRecord parse_parameter_command(const std::string& body, const std::stri
   return parse_parameter_record(p->get<std::string>(), origin);
 }
 
+json final_metric_value(const json& final_event) {
+  json metric = {{"default", final_event.value("proxy_accuracy", json())}};
+  for (const char* key :
+       {"proxy_accuracy", "full_accuracy", "spot_check", "spearman", "kendall", "n_spot_checks",
+        "config_id", "proxy_seconds", "full_seconds", "macs", "manifest_key"}) {
+    metric[key] = final_event.contains(key) ? final_event[key] : json();
+  }
+  return metric;
+}
+
 void check_metric_value(const json& value) {
   if (is_finite_number(value)) return;
   if (value.is_object()) {

@@ -52,6 +52,11 @@ struct Metric {
   json value;
 };
 
+/// The FINAL metric value of a trial from its "final" event: {"default": proxy_accuracy, ...}
+/// with the event's accuracies, correlation and cost. The same whether the trial reports itself
+/// or dataproxy-trial-client relays a served trial's event.
+json final_metric_value(const json& final_event);
+
 /// Throws RuntimeFailure unless `value` is what NNI accepts as a metric value (see Metric).
 void check_metric_value(const json& value);
 

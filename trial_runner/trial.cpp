@@ -1,6 +1,7 @@
 #include "trial.h"
 
-#include <time.h>
+#include <poll.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -9,6 +10,7 @@
 #include <map>
 #include <memory>
 #include <sstream>
+#include <thread>
 
 #include "dataproxy/candidate.h"
 #include "dataproxy/dataset.h"
@@ -103,28 +105,6 @@ json correlation_json(const Correlation& c) { return c.defined ? json(c.value) :
 
 }  // namespace
 
-double process_age_seconds() {
-  std::ifstream in("/proc/self/stat");
-  std::string stat;
-  if (!std::getline(in, stat)) return 0;
-  // Field 2 (the command name) may hold spaces and parentheses: fields resume after the last ')'.
-  const auto close = stat.rfind(')');
-  if (close == std::string::npos) return 0;
-  std::istringstream fields(stat.substr(close + 1));
-  std::string value;
-  for (int field = 3; field <= 22 && (fields >> value); ++field) {
-  }
-  if (!fields) return 0;
-  const long ticks_per_second = ::sysconf(_SC_CLK_TCK);
-  timespec now{};
-  if (ticks_per_second <= 0 || ::clock_gettime(CLOCK_BOOTTIME, &now) != 0) return 0;
-  const double started = std::stod(value) / static_cast<double>(ticks_per_second);
-  const double age =
-      static_cast<double>(now.tv_sec) + 1e-9 * static_cast<double>(now.tv_nsec) - started;
-  // A container's own clock namespace could put the boot clock elsewhere: trust sane values only.
-  return age >= 0 && age < 3600 ? age : 0;
-}
-
 ReservedSettings take_reserved(json& params) {
   ReservedSettings s;
   DATAPROXY_CHECK(params.is_object(), InvalidInput,
@@ -147,13 +127,18 @@ ReservedSettings take_reserved(json& params) {
           value.is_number_integer() && value.get<int64_t>() > 0, InvalidInput,
           kReservedKey << ".proxy_epochs must be a positive integer, got " << value.dump());
       s.proxy_epochs = value.get<int64_t>();
+    } else if (key == "serve") {
+      // For dataproxy-trial-client (a served trial or one process); the trial itself ignores it.
+      DATAPROXY_CHECK(value.is_boolean(), InvalidInput,
+                      kReservedKey << ".serve must be true or false, got " << value.dump());
+      s.serve = value.get<bool>();
     } else if (key == "manifest" || key == "results") {
       DATAPROXY_CHECK(value.is_string() && !value.get<std::string>().empty(), InvalidInput,
                       kReservedKey << "." << key << " must be a path, got " << value.dump());
       (key == "manifest" ? s.manifest : s.results) = fs::path(value.get<std::string>());
     } else {
       throw InvalidInput(std::string(kReservedKey) + " has an unknown key \"" + key +
-                         "\"; known keys: spot_check, manifest, results, proxy_epochs");
+                         "\"; known keys: spot_check, manifest, results, proxy_epochs, serve");
     }
   }
   return s;
@@ -295,6 +280,7 @@ int run_trial(TrialSession& session, const TrialOptions& options, const std::ato
   std::string trial_id = options.trial_id;
   if (options.params) {
     record.parameters = *options.params;
+    record.parameter_id = options.parameter_id;
   } else {
     DATAPROXY_CHECK(env.active(), InvalidInput,
                     "no parameters: give --params JSON or --params-file FILE (or let NNI start "
@@ -363,7 +349,11 @@ int run_trial(TrialSession& session, const TrialOptions& options, const std::ato
     r.data.sampling_seed = static_cast<int64_t>(manifest.seed);
     r.data.max_train = manifest.load_options.max_train;
     r.data.max_test = manifest.load_options.max_test;
-    if (env.active()) r.nni = NniTrial{env.experiment_id, env.trial_job_id, env.seq_id};
+    if (options.nni) {
+      r.nni = *options.nni;
+    } else if (env.active()) {
+      r.nni = NniTrial{env.experiment_id, env.trial_job_id, env.seq_id};
+    }
   };
   describe(rec);
   std::optional<nni::MetricReporter> nni_metrics;
@@ -484,15 +474,7 @@ int run_trial(TrialSession& session, const TrialOptions& options, const std::ato
     timing.write = seconds_between(report_started, Clock::now());
     timing.total = elapsed();
     final_event["timing"] = timing.to_json();
-    if (nni_metrics) {
-      json metric = {{"default", *rec.proxy_accuracy}};
-      for (const char* key :
-           {"proxy_accuracy", "full_accuracy", "spot_check", "spearman", "kendall", "n_spot_checks",
-            "config_id", "proxy_seconds", "full_seconds", "macs", "manifest_key"}) {
-        metric[key] = final_event[key];
-      }
-      nni_metrics->final(metric);
-    }
+    if (nni_metrics) nni_metrics->final(nni::final_metric_value(final_event));
     events.emit(final_event);
     return 0;
   } catch (const Interrupted&) {
@@ -521,7 +503,7 @@ int run_trial(TrialSession& session, const TrialOptions& options, const std::ato
 namespace {
 
 // One request line of `--serve` onto a trial's options; throws InvalidInput saying what is wrong.
-void apply_request(const std::string& line, TrialOptions& o) {
+void apply_request(const std::string& line, TrialOptions& o, Clock::time_point received) {
   json request = json::parse(line, nullptr, false);
   DATAPROXY_CHECK(
       !request.is_discarded() && request.is_object(), InvalidInput,
@@ -572,16 +554,88 @@ void apply_request(const std::string& line, TrialOptions& o) {
       o.manifest = text("manifest", v);
     } else if (key == "results") {
       o.results = text("results", v);
+    } else if (key == "parameter_id") {
+      DATAPROXY_CHECK(v.is_null() || v.is_number_integer(), InvalidInput,
+                      "request key \"parameter_id\" must be an integer or null, got " << v.dump());
+      o.parameter_id = v.is_null() ? std::nullopt : std::optional<int64_t>(v.get<int64_t>());
+    } else if (key == "nni") {
+      DATAPROXY_CHECK(v.is_object(), InvalidInput,
+                      "request key \"nni\" must be an object {\"experiment_id\", "
+                      "\"trial_job_id\", \"seq_id\"}, got "
+                          << v.dump().substr(0, 120));
+      NniTrial nni;
+      for (const auto& [field, value] : v.items()) {
+        DATAPROXY_CHECK(
+            value.is_string(), InvalidInput,
+            "request key \"nni." << field << "\" must be a string, got " << value.dump());
+        if (field == "experiment_id") {
+          nni.experiment_id = value.get<std::string>();
+        } else if (field == "trial_job_id") {
+          nni.trial_job_id = value.get<std::string>();
+        } else if (field == "seq_id") {
+          nni.seq_id = value.get<std::string>();
+        } else {
+          throw InvalidInput("unknown request key \"nni." + field +
+                             "\"; known: experiment_id, trial_job_id, seq_id");
+        }
+      }
+      o.nni = nni;
+    } else if (key == "started_boottime") {
+      // When the trial began (its client's start, on the boot clock): what it paid before
+      // this request (NNI's parameters, waiting for a server) counts as its start-up.
+      DATAPROXY_CHECK(v.is_number() && v.get<double>() >= 0, InvalidInput,
+                      "request key \"started_boottime\" must be a number >= 0 (seconds on "
+                      "CLOCK_BOOTTIME), got "
+                          << v.dump());
+      const double before = boot_clock_seconds() - v.get<double>();
+      o.startup_seconds = before >= 0 && before < 3600 ? before : 0;
+      o.main_started = received;
     } else {
       throw InvalidInput("unknown request key \"" + key +
                          "\"; known keys: params, trial_id, framework, spot_check, epochs, "
-                         "proxy_epochs, seed, eval_subset, manifest, results");
+                         "proxy_epochs, seed, eval_subset, manifest, results, parameter_id, nni, "
+                         "started_boottime");
     }
   }
   DATAPROXY_CHECK(has_params, InvalidInput,
                   "the request has no \"params\" (the candidate's parameters, e.g. {\"params\": "
                   "{\"B\": 16, \"K\": 3, \"M\": 2}})");
 }
+
+}  // namespace
+
+namespace {
+
+// One request of a server: its trial's JSON Lines, ending in a terminal event, on `out`.
+void serve_one(TrialSession& session, const TrialOptions& defaults, const std::string& line,
+               int64_t line_no, bool paid_startup, std::ostream& out, std::atomic<bool>& stop,
+               std::atomic<bool>& pruned, const ServeFlags& flags) {
+  const auto received = Clock::now();
+  TrialOptions o = defaults;
+  o.params.reset();
+  if (paid_startup) {
+    // Start-up and data were paid by the first candidate; this one pays from its request.
+    o.startup_seconds = 0;
+    o.main_started = received;
+  }
+  if (flags.busy) flags.busy->store(true);
+  try {
+    apply_request(line, o, received);
+    run_trial(session, o, stop, out, &pruned);
+  } catch (const std::exception& e) {
+    const auto* error = dynamic_cast<const Error*>(&e);
+    out << json{{"event", "error"},
+                {"line", line_no},
+                {"trial_id", o.trial_id},
+                {"message", e.what()},
+                {"exit_code", error ? error->exit_code() : 1}}
+               .dump(-1, ' ', false, json::error_handler_t::replace)
+        << std::endl;
+  }
+  if (flags.busy) flags.busy->store(false);
+}
+
+bool blank(const std::string& line) { return line.find_first_not_of(" \t\r") == std::string::npos; }
 
 }  // namespace
 
@@ -594,36 +648,98 @@ int serve(const TrialOptions& defaults, std::istream& in, std::ostream& out,
   int64_t line_no = 0;
   while (!shutting_down() && std::getline(in, line)) {
     ++line_no;
-    if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
-    const auto received = Clock::now();
+    if (blank(line)) continue;
     // A prune signal for the previous candidate may arrive after its result: it must not
     // stop this one.
     stop = false;
     pruned = false;
-    TrialOptions o = defaults;
-    o.params.reset();
-    if (paid_startup) {
-      // Start-up and data were paid by the first candidate; this one pays from its request.
-      o.startup_seconds = 0;
-      o.main_started = received;
-    }
-    if (flags.busy) flags.busy->store(true);
-    try {
-      apply_request(line, o);
-      run_trial(session, o, stop, out, &pruned);
-    } catch (const std::exception& e) {
-      const auto* error = dynamic_cast<const Error*>(&e);
-      out << json{{"event", "error"},
-                  {"line", line_no},
-                  {"trial_id", o.trial_id},
-                  {"message", e.what()},
-                  {"exit_code", error ? error->exit_code() : 1}}
-                 .dump(-1, ' ', false, json::error_handler_t::replace)
-          << std::endl;
-    }
-    if (flags.busy) flags.busy->store(false);
+    serve_one(session, defaults, line, line_no, paid_startup, out, stop, pruned, flags);
     if (session.data_loaded()) paid_startup = true;
   }
+  return shutting_down() ? 130 : 0;
+}
+
+int serve_socket(const TrialOptions& defaults, const ListenOptions& listen, std::atomic<bool>& stop,
+                 std::atomic<bool>& pruned, const ServeFlags& flags) {
+  const int listener = listen_local(listen.name);
+  TrialSession session(defaults.space);
+  auto shutting_down = [&] { return flags.shutdown && flags.shutdown->load(); };
+  auto told_to_stop = [&] {
+    if (listen.stop_file.empty()) return false;
+    std::error_code ec;
+    // The marker, or its folder gone (the experiment's folder was deleted).
+    return fs::exists(listen.stop_file, ec) || !fs::exists(listen.stop_file.parent_path(), ec);
+  };
+  std::cerr << "dataproxy-trial: serving on @" << listen.name << " (pid " << ::getpid() << ")"
+            << std::endl;
+  bool paid_startup = false;
+  int64_t served = 0;
+  auto idle_since = Clock::now();
+  while (!shutting_down()) {
+    pollfd p{listener, POLLIN, 0};
+    const int ready = ::poll(&p, 1, 250);
+    if (ready <= 0) {
+      if (told_to_stop()) {
+        std::cerr << "dataproxy-trial: " << listen.stop_file << " says stop; exiting" << std::endl;
+        break;
+      }
+      if (listen.idle_exit_s > 0 &&
+          seconds_between(idle_since, Clock::now()) > listen.idle_exit_s) {
+        std::cerr << "dataproxy-trial: idle for " << listen.idle_exit_s << " s; exiting"
+                  << std::endl;
+        break;
+      }
+      continue;
+    }
+    const int conn = ::accept4(listener, nullptr, nullptr, SOCK_CLOEXEC);
+    if (conn < 0) continue;
+    if (!peer_is_same_user(conn)) {
+      std::cerr << "dataproxy-trial: refused a connection from another user" << std::endl;
+      ::close(conn);
+      continue;
+    }
+    SocketStreambuf buffer(conn);
+    std::ostream out(&buffer);
+    out << json{{"event", "accepted"}, {"pid", ::getpid()}, {"served", served}}.dump() << std::endl;
+    LineReader reader(conn);
+    std::string line;
+    LineReader::Result got;
+    do {
+      got = reader.read(line, 30000);
+    } while (got == LineReader::Result::kLine && blank(line));
+    if (got == LineReader::Result::kLine) {
+      stop = false;
+      pruned = false;
+      // While the candidate trains, the client may ask to stop it; a client that is gone
+      // (killed, or NNI stopped the trial) stops it too.
+      std::atomic<bool> done{false};
+      std::thread watcher([&] {
+        std::string control;
+        while (!done) {
+          const LineReader::Result r = reader.read(control, 100);
+          if (r == LineReader::Result::kTimeout) continue;
+          if (r == LineReader::Result::kEnd) {
+            stop = true;
+            return;
+          }
+          const json c = json::parse(control, nullptr, false);
+          const std::string what =
+              c.is_object() && c.contains("control") && c["control"].is_string()
+                  ? c["control"].get<std::string>()
+                  : "";
+          if (what == "prune") pruned = !stop.load();
+          if (what == "interrupt" || what == "prune") stop = true;
+        }
+      });
+      serve_one(session, defaults, line, ++served, paid_startup, out, stop, pruned, flags);
+      done = true;
+      watcher.join();
+      if (session.data_loaded()) paid_startup = true;
+    }
+    ::close(conn);
+    idle_since = Clock::now();
+  }
+  ::close(listener);
   return shutting_down() ? 130 : 0;
 }
 

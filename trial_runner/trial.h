@@ -20,6 +20,7 @@
 #include "dataproxy/search_space.h"
 #include "dataproxy/stats.h"
 #include "dataproxy/trainer.h"
+#include "local_socket.h"
 
 namespace dataproxy::trial {
 
@@ -35,6 +36,7 @@ struct ReservedSettings {
   std::optional<fs::path> manifest;     ///< the proxy to train on
   std::optional<fs::path> results;      ///< the experiment's results folder
   std::optional<int64_t> proxy_epochs;  ///< proxy-phase epochs (a calibrated proxy length)
+  std::optional<bool> serve;            ///< dataproxy-trial-client: use a trial server
 };
 
 /// Removes "_dataproxy" from `params` and parses it; throws InvalidInput for a value that is not
@@ -48,6 +50,10 @@ struct TrialOptions {
   fs::path data_root;  ///< folder holding the datasets
   /// The candidate's parameters; nullopt: receive them from NNI's channel (NNI_PLATFORM set).
   std::optional<json> params;
+  /// With `params`: the NNI parameter_id and trial they came with (a served NNI trial, whose
+  /// client received them); nullopt: none, or from this process's NNI environment.
+  std::optional<int64_t> parameter_id;
+  std::optional<NniTrial> nni;
   bool spot_check = false;  ///< also train on the full data
   fs::path results;         ///< experiment folder (results.jsonl); empty: no store
   std::string trial_id;     ///< empty: NNI's trial job id, else "standalone-<pid>"
@@ -87,10 +93,6 @@ struct SpotCheckSummary {
 /// the same pairs as the report's.
 SpotCheckSummary summarize_spot_checks(const std::vector<TrialRecord>& records,
                                        const Manifest& manifest);
-
-/// Seconds since this process started, from /proc/self/stat's start time against the boot
-/// clock (10 ms resolution); 0 where /proc cannot tell. Call it first thing in main().
-double process_age_seconds();
 
 /// What stays in memory from one trial to the next in one process: the search space, the last
 /// manifest used, and its data (the decoded splits and the proxy and ranking sets cut from them).
@@ -147,5 +149,23 @@ struct ServeFlags {
 /// Returns 0 at the end of `in`, 130 after a shutdown signal.
 int serve(const TrialOptions& defaults, std::istream& in, std::ostream& out,
           std::atomic<bool>& stop, std::atomic<bool>& pruned, const ServeFlags& flags);
+
+/// Where and how long `serve_socket()` listens.
+struct ListenOptions {
+  std::string name;        ///< abstract Unix socket name (see local_socket.h)
+  double idle_exit_s = 0;  ///< exit after this long without a connection; 0 = never
+  /// Exit, when idle, once this file exists or its folder is gone (the NNI tuner writes it when
+  /// the experiment ends); empty: not watched.
+  fs::path stop_file;
+};
+
+/// `dataproxy-trial --serve --listen NAME`: the same server on a local socket, one candidate at
+/// a time. Per connection: the server sends {"event": "accepted", "pid", "served"}, reads one
+/// request line (as serve()'s), answers with that trial's JSON Lines ending in its terminal
+/// event, and closes. While the candidate trains, a line {"control": "interrupt"} (or
+/// "prune") from the client stops it, and so does the client hanging up. Connections from other
+/// users are refused. Returns 0 when idle too long or told to stop, 130 after a shutdown signal.
+int serve_socket(const TrialOptions& defaults, const ListenOptions& listen, std::atomic<bool>& stop,
+                 std::atomic<bool>& pruned, const ServeFlags& flags);
 
 }  // namespace dataproxy::trial

@@ -1,6 +1,8 @@
 """A real NNI experiment (nnictl, local training service) with the DataProxy tuner and the C++
 trial runner on a slice of Fashion-MNIST: every trial succeeds, every final metric and spot check
-arrives through NNI's REST API, and the proxy is generated exactly once.
+arrives through NNI's REST API, and the proxy is generated exactly once. The trial command is
+dataproxy-trial-client: trials train in long-lived servers, one per concurrency slot, which exit
+when the experiment is stopped.
 
 Needs the built programs (DATAPROXY_BUILD_DIR, default <repo>/build) and Fashion-MNIST
 (DATAPROXY_DATA_ROOT, default <repo>/data). Runs in a few minutes
@@ -36,6 +38,7 @@ SPACE = ROOT / "search_spaces" / "resnet_tiny.yaml"
 BUILD = Path(os.environ.get("DATAPROXY_BUILD_DIR", ROOT / "build"))
 DATAPROXY = Path(os.environ.get("DATAPROXY_BIN", BUILD / "plugin" / "cli" / "dataproxy"))
 TRIAL = Path(os.environ.get("DATAPROXY_TRIAL_BIN", BUILD / "trial_runner" / "dataproxy-trial"))
+CLIENT = Path(os.environ.get("DATAPROXY_TRIAL_CLIENT_BIN", TRIAL.parent / "dataproxy-trial-client"))
 TIMEOUT_S = float(os.environ.get("DATAPROXY_NNI_TIMEOUT", "1200"))
 MAX_TRIALS = 6
 #: 10 classes. Every trial must beat chance (0.1) by MARGIN, and their mean by MEAN_MARGIN, on
@@ -69,6 +72,8 @@ def get(port: int, path: str):
 def write_config(tmp: Path, data: Path) -> Path:
     (tmp / "search_space.json").write_text(json.dumps(load_space(SPACE).to_nni()))
     trial_command = [
+        str(CLIENT),
+        "--trial-bin",
         str(TRIAL),
         "--space",
         str(SPACE),
@@ -121,8 +126,8 @@ def write_config(tmp: Path, data: Path) -> Path:
 
 @pytest.fixture
 def experiment(tmp_path: Path):
-    if not (DATAPROXY.is_file() and TRIAL.is_file()):
-        pytest.skip(f"build {DATAPROXY} and {TRIAL} first (set DATAPROXY_BUILD_DIR)")
+    if not (DATAPROXY.is_file() and TRIAL.is_file() and CLIENT.is_file()):
+        pytest.skip(f"build {DATAPROXY}, {TRIAL} and {CLIENT} first (set DATAPROXY_BUILD_DIR)")
     data = fashion_mnist_root()
     if data is None:
         pytest.skip("Fashion-MNIST not found (set DATAPROXY_DATA_ROOT)")
@@ -147,7 +152,7 @@ def experiment(tmp_path: Path):
             if created.returncode == 0 and tuner_connected(port):
                 break
         assert created.returncode == 0, created.stdout + created.stderr
-        yield port, tmp_path
+        yield port, tmp_path, env
     finally:
         for port in ports:
             subprocess.run(
@@ -197,8 +202,27 @@ def trial_logs(tmp: Path) -> str:
     return "\n".join(out)
 
 
+def server_events(tmp: Path) -> list[dict]:
+    """The "server" event of each trial's stdout: where dataproxy-trial-client trained it."""
+    out = {}
+    for path in (tmp / "nni-experiments").glob("*/environments/*/trials/*/trial.stdout"):
+        for line in path.read_text().splitlines():
+            event = json.loads(line) if line.startswith("{") else {}
+            if event.get("event") == "server":
+                out[path.parent.name] = event  # one per trial (NNI may keep two copies)
+    return list(out.values())
+
+
+def alive(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
 def test_nni_experiment_with_data_proxy(experiment):
-    port, tmp = experiment
+    port, tmp, env = experiment
     status = wait_done(port)
     trials = get(port, "/trial-jobs")
     diagnostics = trial_logs(tmp)
@@ -277,3 +301,19 @@ def test_nni_experiment_with_data_proxy(experiment):
     assert sum(accuracies) / len(accuracies) > CHANCE + MEAN_MARGIN, accuracies
     # The tuner found no trial that trained another trial's parameters.
     assert "NNI issue #5693" not in dispatcher_log, dispatcher_log[-3000:]
+
+    # Served: each trial in its slot's server, which trained the trials after the first without
+    # starting again; every record says what its trial paid.
+    served = server_events(tmp)
+    assert len(served) == len(trials) and all(e["mode"] == "served" for e in served), served
+    pids = {e["pid"] for e in served}
+    assert len(pids) < len(trials) and sum(e["started"] for e in served) == len(pids), served
+    assert all(r["timing"]["startup"] > 0 and r["timing"]["total"] > 0 for r in records)
+    # The experiment ends: the tuner tells the servers, and they exit.
+    subprocess.run(
+        [str(NNICTL), "stop", "--port", str(port)], env=env, capture_output=True, timeout=120
+    )
+    deadline = time.monotonic() + 30
+    while any(alive(pid) for pid in pids) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert not any(alive(pid) for pid in pids), pids

@@ -12,6 +12,7 @@ import pytest
 
 pytest.importorskip("nni")
 
+from dataproxy.errors import InvalidInput  # noqa: E402
 from dataproxy.nni.tuner import (  # noqa: E402
     RESERVED_KEY,
     DataProxyClassArgsValidator,
@@ -88,6 +89,7 @@ def test_attaches_the_manifest_under_the_reserved_key(tmp_path, fake_dataproxy):
         "spot_check": False,
         "manifest": "/cache/abc/manifest.json",
         "results": str(tmp_path / "results"),
+        "serve": True,
     }
     assert set(params) == {"B", "K", "M"}
     assert tuner.generations == 1
@@ -258,3 +260,21 @@ def test_a_record_written_in_two_parts_is_read_once_complete(tmp_path, fake_data
         f.write(line[20:] + "\n" + _record(1, strip[0]) + "\n")
     tuner.receive_trial_result(1, issued[1], {"default": 0.5})
     assert [m["parameter_id"] for m in tuner.mismatches] == [1]
+
+
+def test_serve_class_arg_and_the_trial_servers_stop_file(tmp_path, fake_dataproxy):
+    program, _ = fake_dataproxy
+    stop = tmp_path / "results" / "servers" / "shutdown"
+    stop.parent.mkdir(parents=True)
+    stop.write_text("left by the run before\n")
+    tuner = make_tuner(
+        tmp_path, program, builtin_tuner="Random", builtin_args={"seed": 1}, serve=False
+    )
+    tuner.report = False
+    assert not stop.exists()  # a resumed experiment: its servers may start again
+    tuner.update_search_space(nni_space())
+    assert tuner.generate_parameters(0)[RESERVED_KEY]["serve"] is False
+    tuner._on_exit()  # the experiment ends: its servers exit once idle
+    assert stop.read_text() == "the experiment ended\n"
+    with pytest.raises(InvalidInput, match="classArgs.serve"):
+        make_tuner(tmp_path, program, serve="yes")

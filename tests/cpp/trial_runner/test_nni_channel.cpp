@@ -134,6 +134,23 @@ TEST(Metric, NonFiniteExtrasBecomeNull) {
   EXPECT_TRUE(v["spearman"].is_null());
 }
 
+TEST(Metric, FinalValueComesFromTheFinalEvent) {
+  // A served trial's client relays the event; the value must be what the trial would send.
+  const json event = {{"event", "final"},         {"proxy_accuracy", 0.75},
+                      {"full_accuracy", nullptr}, {"spot_check", false},
+                      {"spearman", 0.5},          {"config_id", "B4_K3_M1"},
+                      {"n_spot_checks", 3},       {"timing", {{"total", 1.0}}}};
+  const json v = final_metric_value(event);
+  EXPECT_EQ(v["default"], 0.75);
+  EXPECT_EQ(v["proxy_accuracy"], 0.75);
+  EXPECT_EQ(v["config_id"], "B4_K3_M1");
+  EXPECT_EQ(v["n_spot_checks"], 3);
+  EXPECT_TRUE(v["full_accuracy"].is_null() && v["kendall"].is_null() && v["macs"].is_null());
+  EXPECT_FALSE(v.contains("timing") || v.contains("event"));
+  EXPECT_NO_THROW(check_metric_value(v));
+  EXPECT_THROW(check_metric_value(final_metric_value({{"event", "final"}})), RuntimeFailure);
+}
+
 TEST(Metric, RefusesValuesThatWouldStopNni) {
   const double nan = std::numeric_limits<double>::quiet_NaN();
   for (const json& bad : {json("0.5"), json(nullptr), json(nan), json{{"default", "abc"}},

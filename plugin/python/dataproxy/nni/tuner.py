@@ -31,6 +31,9 @@ classArgs (paths must be absolute: NNI does not resolve them):
     spot_check: {fraction: 0.2, seed: 0, top_k: 2, min_results: 4}   # also first, every;
                                   # see dataproxy/spot_check.py
     report: true                  # regenerate `dataproxy report` after each result
+    serve: true                   # trials run by dataproxy-trial-client train in long-lived
+                                  # servers of this experiment (false: a process per trial);
+                                  # the servers end when the experiment does
     dataproxy: null               # path of the `dataproxy` program (default: found like
                                   # dataproxy.binaries.find_binary)
 """
@@ -122,6 +125,7 @@ class DataProxyTuner(Tuner):
         spot_check: dict[str, Any] | None = None,
         calibration: dict[str, Any] | None = None,
         report: bool = True,
+        serve: bool = True,
         dataproxy: str | None = None,
     ) -> None:
         self.space = _absolute("space", space)
@@ -152,6 +156,11 @@ class DataProxyTuner(Tuner):
             )
         self.results_dir = _absolute("results_dir", results)
         self.report = bool(report)
+        if not isinstance(serve, bool):
+            raise InvalidInput(f"classArgs.serve={serve!r} must be true or false")
+        self.serve = serve
+        # A resumed experiment: the servers may start again.
+        _remove(self.servers_stop_file())
         self._dataproxy_explicit = dataproxy
         self.policy: SpotCheck = policy_from_spec(spot_check, "classArgs.spot_check")
         self.inner: Tuner = _create_inner(builtin_tuner, builtin_args)
@@ -283,6 +292,7 @@ class DataProxyTuner(Tuner):
             "spot_check": bool(spot),
             "manifest": self.manifest,
             "results": self.results_dir,
+            "serve": self.serve,
         }
         if self.proxy_epochs:
             out[RESERVED_KEY]["proxy_epochs"] = self.proxy_epochs
@@ -453,7 +463,21 @@ class DataProxyTuner(Tuner):
     def save_checkpoint(self) -> None:
         self.inner.save_checkpoint()
 
+    def servers_stop_file(self) -> Path:
+        """The file that tells this experiment's trial servers (dataproxy-trial-client's, in
+        <results_dir>/servers) to exit once idle."""
+        return Path(self.results_dir) / "servers" / "shutdown"
+
+    def _stop_servers(self) -> None:
+        folder = self.servers_stop_file().parent
+        if folder.is_dir():
+            try:
+                self.servers_stop_file().write_text("the experiment ended\n")
+            except OSError as e:
+                _logger.warning("dataproxy: cannot tell the trial servers to stop: %s", e)
+
     def _on_exit(self) -> None:
+        self._stop_servers()
         with self._report_lock:
             thread = self._report_thread
         if thread is not None:
@@ -463,6 +487,7 @@ class DataProxyTuner(Tuner):
         self.inner._on_exit()
 
     def _on_error(self) -> None:
+        self._stop_servers()
         self.inner._on_error()
 
     # -- report ---------------------------------------------------------------------------
@@ -520,6 +545,13 @@ class DataProxyTuner(Tuner):
                 _logger.info("dataproxy: %s", line)
 
 
+def _remove(path: Path) -> None:
+    try:
+        path.unlink()
+    except FileNotFoundError:
+        pass
+
+
 def _plain(value: Any) -> Any:
     # numpy scalars from a wrapped tuner, as NNI itself would serialise them
     if hasattr(value, "item"):
@@ -568,6 +600,8 @@ class DataProxyClassArgsValidator(ClassArgsValidator):
         # The program checks the space (family included) now, not when the first trial runs.
         load_space(kwargs["space"], kwargs.get("dataproxy"))
         check_method(kwargs.get("method", "importance"), kwargs.get("dataproxy"))
+        if not isinstance(kwargs.get("serve", True), bool):
+            raise InvalidInput(f"classArgs.serve={kwargs['serve']!r} must be true or false")
         if kwargs.get("ratio") != "auto":
             ratio = float(kwargs.get("ratio", 0.1))
             if not 0.0 < ratio <= 1.0:
