@@ -282,7 +282,10 @@ def main() -> int:
         "rows": rows,
     }
     args.out.mkdir(parents=True, exist_ok=True)
-    stem = f"search_speed_{time.strftime('%Y-%m-%d', time.gmtime())}_{report['commit']}"
+    stem = (
+        f"search_speed_{time.strftime('%Y-%m-%d', time.gmtime())}_{report['commit']}"
+        f"_{args.max_train or 'all'}-{args.max_test or 'all'}" + ("" if args.serve else "_no-serve")
+    )
     (args.out / f"{stem}.json").write_text(json.dumps(report, indent=2) + "\n")
     (args.out / f"{stem}.md").write_text(markdown(report))
     print(markdown(report))
