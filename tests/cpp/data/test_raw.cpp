@@ -80,7 +80,7 @@ TEST_F(RawLayer, Cifar100BothLabelsMatchTheDataset) {
   test::write_file(tmp / "c.bin", recs);
   for (bool fine : {true, false}) {
     const auto raw = data::raw::read_cifar100(tmp / "c.bin", fine);
-    EXPECT_EQ(raw.labels, fine ? data::Bytes{99, 5} : data::Bytes{19, 0});
+    EXPECT_EQ(raw.labels, (fine ? data::Bytes{99, 5} : data::Bytes{19, 0}));
     const auto d = read_cifar100_file(tmp / "c.bin",
                                       fine ? Cifar100Label::fine : Cifar100Label::coarse, "c100");
     expect_same(d.images, raw.images);
