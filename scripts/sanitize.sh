@@ -10,8 +10,9 @@ cd "$(dirname "$0")/.."
 BUILD=${SAN_BUILD_DIR:-build-asan}
 flags="-fsanitize=address,undefined -fno-sanitize=vptr -fno-sanitize-recover=undefined"
 flags+=" -fno-omit-frame-pointer"
+# The test programs only: no CTest suite runs the commands (pytest runs them, from build/).
 cmake -S . -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
-  -DDATAPROXY_BUILD_BENCHMARKS=OFF -DCMAKE_CXX_FLAGS="$flags" \
+  -DDATAPROXY_BUILD_BENCHMARKS=OFF -DDATAPROXY_BUILD_CLI=OFF -DCMAKE_CXX_FLAGS="$flags" \
   -DCMAKE_EXE_LINKER_FLAGS="-fsanitize=address,undefined"
 targets=()
 for t in "$@"; do targets+=(--target "$t"); done

@@ -3,7 +3,7 @@
 # Expects scripts/setup.sh to have run.
 #   DATAPROXY_NO_SKIP=1     a skipped test fails the run (CI sets it); locally skips are listed
 #   DATAPROXY_DATA_ROOT     where the tests find the data set-up fetched (default <repo>/data)
-#   DATAPROXY_FUZZ=0        skip the short fuzzer runs (the torch-free harnesses, each for 2000
+#   DATAPROXY_FUZZ=0        skip the short fuzzer runs (all seven harnesses, each for 2000
 #                           executions on its seed corpus; clang needed, a missing one fails in CI)
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -8,14 +8,13 @@
 #include <cstring>
 #include <fstream>
 #include <limits>
-#include <memory>
 #include <vector>
 
 #include "dataproxy/error.h"
 
 namespace dataproxy::data {
 
-torch::Tensor read_bytes(const fs::path& file) {
+Bytes read_bytes(const fs::path& file) {
   std::error_code ec;
   DATAPROXY_CHECK(fs::is_regular_file(file, ec), DataError,
                   file.string() << ": no such file (check the path, or fetch the dataset with "
@@ -25,23 +24,19 @@ torch::Tensor read_bytes(const fs::path& file) {
   std::ifstream in(file, std::ios::binary);
   DATAPROXY_CHECK(in, DataError,
                   file.string() << ": cannot open for reading: " << std::strerror(errno));
-  auto out = torch::empty({static_cast<int64_t>(size)}, torch::kUInt8);
-  in.read(reinterpret_cast<char*>(out.data_ptr<uint8_t>()), static_cast<std::streamsize>(size));
+  Bytes out(size);
+  in.read(reinterpret_cast<char*>(out.data()), static_cast<std::streamsize>(size));
   DATAPROXY_CHECK(static_cast<uint64_t>(in.gcount()) == size, DataError,
                   file.string() << ": read " << in.gcount() << " of " << size
                                 << " bytes (was the file changed while being read?)");
   return out;
 }
 
-bool is_gzip(const torch::Tensor& bytes) {
-  if (bytes.numel() < 2) return false;
-  const auto* p = bytes.data_ptr<uint8_t>();
-  return p[0] == 0x1f && p[1] == 0x8b;
+bool is_gzip(const uint8_t* data, std::size_t size) {
+  return size >= 2 && data[0] == 0x1f && data[1] == 0x8b;
 }
 
-torch::Tensor gunzip(const torch::Tensor& bytes, const fs::path& file) {
-  const auto* in = bytes.data_ptr<uint8_t>();
-  const auto in_size = static_cast<std::size_t>(bytes.numel());
+Bytes gunzip(const uint8_t* in, std::size_t in_size, const fs::path& file) {
   // The trailer's ISIZE (length mod 2^32) is a good first guess for the output size.
   // Deflate cannot compress better than about 1032:1, which bounds a damaged trailer's guess.
   std::size_t guess = in_size * 4;
@@ -51,7 +46,7 @@ torch::Tensor gunzip(const torch::Tensor& bytes, const fs::path& file) {
     guess = std::min<std::size_t>(guess, in_size * 1032);
   }
   guess = std::max<std::size_t>(guess, 64);
-  auto out = std::make_unique<std::vector<uint8_t>>(guess);
+  Bytes out(guess);
 
   z_stream zs{};
   DATAPROXY_CHECK(inflateInit2(&zs, 15 + 16) == Z_OK, RuntimeFailure,
@@ -64,14 +59,14 @@ torch::Tensor gunzip(const torch::Tensor& bytes, const fs::path& file) {
                     " decompressed bytes; the file is damaged: fetch it again");
   };
   for (;;) {
-    if (out_pos == out->size()) out->resize(out->size() * 2);
+    if (out_pos == out.size()) out.resize(out.size() * 2);
     const std::size_t in_chunk =
         std::min<std::size_t>(in_size - in_pos, std::numeric_limits<uInt>::max());
     const std::size_t out_chunk =
-        std::min<std::size_t>(out->size() - out_pos, std::numeric_limits<uInt>::max());
+        std::min<std::size_t>(out.size() - out_pos, std::numeric_limits<uInt>::max());
     zs.next_in = const_cast<Bytef*>(in + in_pos);
     zs.avail_in = static_cast<uInt>(in_chunk);
-    zs.next_out = out->data() + out_pos;
+    zs.next_out = out.data() + out_pos;
     zs.avail_out = static_cast<uInt>(out_chunk);
     const int rc = inflate(&zs, Z_NO_FLUSH);
     in_pos += in_chunk - zs.avail_in;
@@ -94,16 +89,14 @@ torch::Tensor gunzip(const torch::Tensor& bytes, const fs::path& file) {
     if (in_pos == in_size && zs.avail_out != 0) fail("truncated gzip stream (input ended)");
   }
   inflateEnd(&zs);
-  out->resize(out_pos);
-  auto* holder = out.release();
-  return torch::from_blob(
-      holder->data(), {static_cast<int64_t>(holder->size())}, [holder](void*) { delete holder; },
-      torch::kUInt8);
+  out.resize(out_pos);
+  return out;
 }
 
-torch::Tensor read_maybe_gzip(const fs::path& file) {
+Bytes read_maybe_gzip(const fs::path& file) {
   auto bytes = read_bytes(file);
-  return is_gzip(bytes) ? gunzip(bytes, file) : bytes;
+  if (is_gzip(bytes.data(), bytes.size())) return gunzip(bytes.data(), bytes.size(), file);
+  return bytes;
 }
 
 void write_bytes(const fs::path& file, const void* data, std::size_t size) {

