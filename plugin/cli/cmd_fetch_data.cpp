@@ -1,4 +1,6 @@
 // `dataproxy fetch-data NAME --data-root DIR`: fetches a real dataset and verifies it by checksum.
+#include <unistd.h>
+
 #include <boost/program_options.hpp>
 
 #include <iostream>
@@ -8,6 +10,7 @@
 #include "command.h"
 #include "dataproxy/error.h"
 #include "dataproxy/fetch.h"
+#include "dataproxy/progress.h"
 
 namespace dataproxy::cli {
 namespace {
@@ -50,7 +53,13 @@ int run_fetch_data(const std::vector<std::string>& args) {
   }
   if (!parse_options(argv, desc, "fetch-data", vm, &pos)) return 0;
   if (vm.count("no-official")) o.cifar10_url.clear();
-  o.progress = !vm.count("quiet");
+  // A bar on a terminal; else JSON Lines on stderr (stdout carries the folder's path).
+  const bool tty = ::isatty(STDERR_FILENO) == 1;
+  auto reporter = make_reporter(vm.count("quiet") ? ReportMode::quiet
+                                : tty             ? ReportMode::bar
+                                                  : ReportMode::jsonl,
+                                &std::cerr);
+  o.reporter = reporter.get();
   o.root = root;
   o.fashion_mnist_source = source;
   DATAPROXY_CHECK(o.connect_timeout_s > 0, InvalidInput,

