@@ -105,22 +105,16 @@ class RunnerOptions:
     serve: bool = field(default_factory=lambda: os.environ.get("DATAPROXY_TRIAL_SERVE") != "0")
 
 
-def runner_argv(
-    options: RunnerOptions, params: dict[str, Any], *, trial_id: str, spot_check: bool
-) -> list[str]:
-    """The runner's command line for one trial."""
+def _common_flags(options: RunnerOptions) -> list[str]:
+    """The flags a trial process and a trial server share (extra_args not included: they
+    come last, after the caller's own)."""
     argv = [
-        options.binary,
         "--manifest",
         options.manifest,
         "--space",
         options.space_file,
         "--data-root",
         options.data_root,
-        "--params",
-        json.dumps(params, sort_keys=True),
-        "--trial-id",
-        trial_id,
         "--framework",
         "optuna",
         "--device",
@@ -130,8 +124,6 @@ def runner_argv(
     ]
     if options.results_dir:
         argv += ["--results", options.results_dir]
-    if spot_check:
-        argv.append("--spot-check")
     if options.epochs is not None:
         argv += ["--epochs", str(options.epochs)]
     if options.proxy_epochs is not None:
@@ -142,43 +134,23 @@ def runner_argv(
         argv += ["--seed", str(options.seed)]
     if options.eval_subset is not None:
         argv += ["--eval-subset", str(options.eval_subset)]
-    argv += [str(a) for a in options.extra_args]
     return argv
+
+
+def runner_argv(
+    options: RunnerOptions, params: dict[str, Any], *, trial_id: str, spot_check: bool
+) -> list[str]:
+    """The runner's command line for one trial."""
+    argv = [options.binary, "--params", json.dumps(params, sort_keys=True), "--trial-id", trial_id]
+    argv += _common_flags(options) + (["--spot-check"] if spot_check else [])
+    return argv + [str(a) for a in options.extra_args]
 
 
 def server_argv(options: RunnerOptions) -> list[str]:
     """The command line of a `dataproxy-trial --serve` for `options` (the per-trial settings
     come with each request: serve_request)."""
-    argv = [
-        options.binary,
-        "--serve",
-        "--manifest",
-        options.manifest,
-        "--space",
-        options.space_file,
-        "--data-root",
-        options.data_root,
-        "--framework",
-        "optuna",
-        "--device",
-        options.device,
-        "--report",
-        "jsonl",
-    ]
-    if options.results_dir:
-        argv += ["--results", options.results_dir]
-    if options.epochs is not None:
-        argv += ["--epochs", str(options.epochs)]
-    if options.proxy_epochs is not None:
-        argv += ["--proxy-epochs", str(options.proxy_epochs)]
-    if options.threads is not None:
-        argv += ["--threads", str(options.threads)]
-    if options.seed is not None:
-        argv += ["--seed", str(options.seed)]
-    if options.eval_subset is not None:
-        argv += ["--eval-subset", str(options.eval_subset)]
-    argv += [str(a) for a in options.extra_args]
-    return argv
+    argv = [options.binary, "--serve"] + _common_flags(options)
+    return argv + [str(a) for a in options.extra_args]
 
 
 def serve_request(params: dict[str, Any], *, trial_id: str, spot_check: bool) -> str:
