@@ -17,6 +17,7 @@ contended: its numbers say where time goes, not whether the goals are met.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import platform
@@ -31,7 +32,12 @@ sys.path.insert(0, str(ROOT / "plugin" / "python"))
 import optuna  # noqa: E402
 from dataproxy.commands import GenerateOptions, generate_argv, run_generate  # noqa: E402
 from dataproxy.errors import DataproxyError  # noqa: E402
-from dataproxy.optuna.objective import DataProxyObjective, RunnerFailed, RunnerOptions  # noqa: E402
+from dataproxy.optuna.objective import (  # noqa: E402
+    DataProxyObjective,
+    RunnerFailed,
+    RunnerOptions,
+    runner_argv,
+)
 from dataproxy.space import load_space  # noqa: E402
 
 
@@ -157,32 +163,8 @@ def lightest_trial(args, manifest: Path, work: Path, eval_subset: int) -> dict:
     space = load_space(args.space, dataproxy_bin(args))
     params = {p.name: min(p.choices) for p in space.parameters}
     results = work / f"lightest-{manifest.parent.name}-{eval_subset}"
-    opts = runner_options(args, manifest, results)
-    argv = [
-        opts.binary,
-        "--manifest",
-        opts.manifest,
-        "--space",
-        opts.space_file,
-        "--data-root",
-        opts.data_root,
-        "--params",
-        json.dumps(params),
-        "--results",
-        str(results),
-        "--epochs",
-        str(args.epochs),
-        "--device",
-        "cpu",
-        "--threads",
-        str(args.threads),
-        "--seed",
-        str(args.seed),
-        "--eval-subset",
-        str(eval_subset),
-        "--report",
-        "quiet",
-    ]
+    opts = dataclasses.replace(runner_options(args, manifest, results), eval_subset=eval_subset)
+    argv = runner_argv(opts, params, trial_id="lightest", spot_check=False)
     start = time.perf_counter()
     done = subprocess.run(argv, capture_output=True, text=True)
     wall = time.perf_counter() - start

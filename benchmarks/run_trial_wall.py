@@ -31,7 +31,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from dataproxy.commands import GenerateOptions, generate_argv, run_generate  # noqa: E402
 from dataproxy.optuna._server import TERMINAL_EVENTS, TrialServer  # noqa: E402
-from dataproxy.optuna.objective import RunnerOptions, serve_request, server_argv  # noqa: E402
+from dataproxy.optuna.objective import RunnerOptions, runner_argv, serve_request, server_argv  # noqa: E402
 from dataproxy.space import load_space  # noqa: E402
 from run_search_speed import git_commit, machine, read_records  # noqa: E402
 
@@ -43,31 +43,7 @@ def median_split(records: list[dict]) -> dict:
 
 
 def per_process(args, opts: RunnerOptions, params: dict, results: Path) -> dict:
-    argv = [
-        opts.binary,
-        "--manifest",
-        opts.manifest,
-        "--space",
-        opts.space_file,
-        "--data-root",
-        opts.data_root,
-        "--params",
-        json.dumps(params),
-        "--results",
-        str(results),
-        "--epochs",
-        str(args.epochs),
-        "--device",
-        "cpu",
-        "--threads",
-        str(args.threads),
-        "--seed",
-        "0",
-        "--eval-subset",
-        str(args.eval_subset),
-        "--report",
-        "quiet",
-    ]
+    argv = runner_argv(opts, params, trial_id="lightest", spot_check=False)
     walls = []
     for _ in range(args.repeats):
         start = time.perf_counter()
