@@ -8,6 +8,7 @@
 
 #include <chrono>
 #include <iostream>
+#include <sstream>
 
 #include "dataproxy/dataset.h"
 #include "dataproxy/error.h"
@@ -66,6 +67,24 @@ double compute_speed(Network& net, const TrainSettings& settings, const InputSha
   return double(batch) * iters / seconds_since(start);
 }
 
+// Images per second of forward passes in eval and inference mode, as evaluation runs them.
+double forward_speed(Network& net, const InputShape& input, int64_t batch, int warmup, int iters,
+                     const torch::Device& device, bool channels_last) {
+  net.to(device);
+  net.eval();
+  auto x = torch::randn({batch, input.channels, input.height, input.width}).to(device);
+  if (channels_last) x = x.contiguous(torch::MemoryFormat::ChannelsLast);
+  c10::InferenceMode inference;
+  torch::Tensor out;
+  for (int i = 0; i < warmup; ++i) out = net.forward(x).argmax(1);
+  out.cpu();
+  auto start = std::chrono::steady_clock::now();
+  for (int i = 0; i < iters; ++i) out = net.forward(x).argmax(1);
+  out.cpu();
+  net.train();
+  return double(batch) * iters / seconds_since(start);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -88,7 +107,11 @@ int main(int argc, char** argv) {
       "train-limit", po::value<int64_t>()->default_value(10000),
       "training images in the timed epoch (0 = all)")(
       "channels-last", po::value<int>()->default_value(1), "1 = channels_last, 0 = NCHW")(
-      "skip-epoch", po::bool_switch(), "measure compute only");
+      "skip-epoch", po::bool_switch(), "measure compute only")(
+      "input", po::value<std::string>()->default_value("3x32x32"),
+      "input shape CxHxW of the compute and forward measures")(
+      "eval-batches", po::value<std::string>()->default_value(""),
+      "comma-separated eval batch sizes: forward-only images/s at each (empty = none)");
   try {
     po::variables_map vm;
     po::store(po::parse_command_line(argc, argv, desc), vm);
@@ -113,7 +136,16 @@ int main(int argc, char** argv) {
                           {"config", space.config_id(config)},
                           {"batch", batch},
                           {"channels_last", channels_last}};
-    const InputShape cifar{3, 32, 32};
+    InputShape cifar{3, 32, 32};
+    {
+      const auto text = vm["input"].as<std::string>();
+      char x1 = 0, x2 = 0;
+      std::istringstream in(text);
+      in >> cifar.channels >> x1 >> cifar.height >> x2 >> cifar.width;
+      DATAPROXY_CHECK(
+          in && x1 == 'x' && x2 == 'x' && cifar.channels > 0 && cifar.height > 0 && cifar.width > 0,
+          InvalidInput, "--input '" << text << "': use CxHxW, e.g. 1x28x28");
+    }
     seed_everything(0);
     auto net = build_model(space, config, cifar, 10);
     int64_t params = 0;
@@ -122,6 +154,21 @@ int main(int argc, char** argv) {
     out["compute_images_per_second"] =
         compute_speed(*net, space.training(), cifar, 10, batch, vm["warmup"].as<int>(),
                       vm["iters"].as<int>(), device, channels_last);
+
+    {
+      std::istringstream list(vm["eval-batches"].as<std::string>());
+      std::string item;
+      nlohmann::json forward = nlohmann::json::object();
+      while (std::getline(list, item, ',')) {
+        if (item.empty()) continue;
+        const int64_t eval_batch = std::stoll(item);
+        DATAPROXY_CHECK(eval_batch > 0, InvalidInput,
+                        "--eval-batches holds " << eval_batch << ": use positive sizes");
+        const int iters = std::max<int>(3, int(20000 / eval_batch));
+        forward[item] = forward_speed(*net, cifar, eval_batch, 2, iters, device, channels_last);
+      }
+      if (!forward.empty()) out["forward_images_per_second"] = forward;
+    }
 
     if (!vm["skip-epoch"].as<bool>()) {
       LoadOptions load;

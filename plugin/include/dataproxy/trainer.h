@@ -38,8 +38,8 @@ struct TrainOptions {
   double learning_rate = 0;     ///< 0 = TrainSettings::learning_rate
   bool mixed_precision = true;  ///< bf16 autocast on CUDA; ignored on CPU
   MemoryFormat memory_format = MemoryFormat::kAuto;
-  /// Batch size of evaluation, predict() and features(); 0 = chosen for the device (1000 on
-  /// the CPU, where a forward pass needs no activations kept for backward; 2000 on CUDA).
+  /// Batch size of evaluation, predict() and features(); 0 = chosen for the device and the
+  /// network (eval_batch_size_for).
   int64_t eval_batch_size = 0;
   bool evaluate_each_epoch = true;  ///< test accuracy after every epoch (else only at the end)
   /// Samples of the test split evaluated after each epoch but the last (for pruners and
@@ -49,8 +49,12 @@ struct TrainOptions {
   int64_t eval_subset = 1000;
 };
 
-/// The eval batch size `options` asks for on `device` (resolves eval_batch_size = 0).
-int64_t eval_batch_size_for(const TrainOptions& options, const torch::Device& device);
+/// The eval batch size `options` asks for on `device` for `model` on images of `image_shape`
+/// (C, H, W). eval_batch_size = 0 resolves to 2000 on CUDA; on the CPU, to the batch whose
+/// first full-resolution activation fits in three quarters of the threads' L2 caches (16 to
+/// 1000), where a forward pass runs several times faster than with larger batches.
+int64_t eval_batch_size_for(const TrainOptions& options, const torch::Device& device,
+                            Network& model, at::IntArrayRef image_shape);
 
 /// Per-channel mean and standard deviation of the pixels, on the 0..1 scale.
 struct Normalization {

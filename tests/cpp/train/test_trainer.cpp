@@ -245,17 +245,25 @@ TEST_F(TrainerTest, EvaluationResultsAreOrdinaryTensors) {
   EXPECT_NO_THROW(trainer.fit(*net, *train_, *test_));
 }
 
-TEST(EvalBatchSize, ChosenForTheDeviceUnlessGiven) {
+TEST(EvalBatchSize, ChosenForTheDeviceAndNetworkUnlessGiven) {
   TrainOptions o;
-  EXPECT_EQ(eval_batch_size_for(o, torch::Device(torch::kCPU)), 1000);
-  EXPECT_EQ(eval_batch_size_for(o, torch::Device(torch::kCUDA, 0)), 2000);
+  TinyNet narrow(10, 4), wide(10, 32);
+  const std::vector<int64_t> small{3, 16, 16}, large{3, 64, 64};
+  EXPECT_EQ(eval_batch_size_for(o, torch::Device(torch::kCUDA, 0), narrow, small), 2000);
+  const int64_t cpu = eval_batch_size_for(o, torch::Device(torch::kCPU), narrow, small);
+  EXPECT_GE(cpu, 16);
+  EXPECT_LE(cpu, 1000);
+  EXPECT_EQ(cpu % 8, 0);
+  // A wider stem or larger images make each image's activation larger: never a larger batch,
+  // and the widest network on the largest images gets the floor of 16 on any machine's L2.
+  EXPECT_LE(eval_batch_size_for(o, torch::Device(torch::kCPU), wide, small), cpu);
+  EXPECT_LE(eval_batch_size_for(o, torch::Device(torch::kCPU), narrow, large), cpu);
+  EXPECT_LT(eval_batch_size_for(o, torch::Device(torch::kCPU), wide, large), cpu);
+  const std::vector<int64_t> giant{3, 1024, 1024};
+  EXPECT_EQ(eval_batch_size_for(o, torch::Device(torch::kCPU), wide, giant), 16);
   o.eval_batch_size = 64;
-  EXPECT_EQ(eval_batch_size_for(o, torch::Device(torch::kCPU)), 64);
-  o.device = "cpu";
-  o.threads = 1;
-  o.eval_batch_size = 0;
-  TrainSettings s;
-  EXPECT_EQ(Trainer(s, o).options().eval_batch_size, 1000);
+  EXPECT_EQ(eval_batch_size_for(o, torch::Device(torch::kCPU), wide, large), 64);
+  EXPECT_EQ(eval_batch_size_for(o, torch::Device(torch::kCUDA, 0), wide, large), 64);
 }
 
 TEST_F(TrainerTest, MaxStepsTrainsExactlyThatManyStepsAndKeepsCorrectness) {
