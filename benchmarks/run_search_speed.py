@@ -41,6 +41,10 @@ from dataproxy.optuna.objective import (  # noqa: E402
 from dataproxy.space import load_space  # noqa: E402
 
 
+def split_size(n: int) -> str:
+    return f"first {n}" if n else "all"
+
+
 def git_commit() -> str:
     try:
         out = subprocess.run(
@@ -282,7 +286,8 @@ def markdown(r: dict) -> str:
         f"Machine: {r['machine']['cpu']}, {r['machine']['cores']} cores. Load average "
         f"before {r['load_before'][0]:.2f}, after {r['load_after'][0]:.2f}"
         + (" — **contended: not a measurement of the goals**." if r["contended"] else "."),
-        f"Setting: {s['dataset']}, first {s['max_train']} train / {s['max_test']} test, "
+        f"Setting: {s['dataset']}, {split_size(s['max_train'])} train / "
+        f"{split_size(s['max_test'])} test, "
         f"space {Path(s['space']).name}, {s['epochs']} epochs, {s['trials']} Optuna trials "
         f"(TPE seed {s['seed']}, median pruner), {s['threads']} threads, eval subset "
         f"{s['eval_subset']}; "
