@@ -32,6 +32,8 @@ int run_calibrate(const std::vector<std::string>& args) {
                                             "search-space YAML")(
       "dataset", po::value(&o.dataset)->required(), "dataset name, e.g. fashion-mnist")(
       "data-root", po::value(&data_root)->required(), "folder holding the dataset")(
+      "image-size", po::value(&o.load_options.image_size)->default_value(0),
+      "resize every image to N x N pixels; 0 = keep (folder: the most common size)")(
       "max-train", po::value(&o.load_options.max_train)->default_value(0),
       "use only the first N train samples; 0 = all")(
       "max-test", po::value(&o.load_options.max_test)->default_value(0),

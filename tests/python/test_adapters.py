@@ -212,7 +212,6 @@ def test_the_generate_argv_is_a_list_without_a_shell():
         ("method", "'magic' is unknown; use one of importance, random, stratified"),
         ("fraction", "fraction 1.5 must be in"),
         ("image_size", r"image.size.*-3.*>= 0"),
-        ("auto_with_image_size", "calibrate` has no --image-size"),
         ("program", "nope' is not an executable file"),
     ],
 )
@@ -227,8 +226,6 @@ def test_bad_input_is_refused_before_any_trial(adapter, tmp_path, case, message)
         kw["spot"] = {"fraction": 1.5}
     elif case == "image_size":
         kw["image_size"] = -3
-    elif case == "auto_with_image_size":
-        kw.update(ratio="auto", image_size=32)
     elif case == "program":
         kw["dataproxy_bin" if adapter.name == "optuna" else "dataproxy"] = str(tmp_path / "nope")
     if adapter.name == "optuna" and kw.get("ratio") == "auto":

@@ -133,6 +133,18 @@ def test_rejects_a_broken_proxy_accepts_a_sound_one_caches_and_records_spot_chec
         assert full[c["config_id"]] == pytest.approx(c["full_accuracy"])
 
 
+def test_image_size_resizes_every_run_and_keys_the_cache(setup):
+    """`--image-size` reaches every proxy and full-data run: the chosen manifest records it, its
+    full-data and proxy runs are new (none taken from the cache of the unresized data)."""
+    args = ["--choice", SOUND, "--candidates", "4", "--seeds", "1", "--target", "-0.9"]
+    done = calibrate(setup, *args, "--image-size", "16", out="resized")
+    line = json.loads(done.stdout.strip().splitlines()[-1])
+    assert line["trained"] == 2 + 4  # nothing reused from the 28x28 runs of other tests
+    cal = json.loads((setup["tmp"] / "resized" / "calibration.json").read_text())
+    manifest = json.loads(Path(cal["choices"][0]["seeds"][0]["manifest"]).read_text())
+    assert manifest["load_options"]["image_size"] == 16
+
+
 @pytest.mark.parametrize(
     ("args", "words"),
     [
@@ -155,8 +167,9 @@ def test_bad_input_is_refused_and_nothing_is_written(setup, args, words):
 
 
 def test_optuna_ratio_auto_searches_on_the_calibrated_proxy(setup):
-    """`dataproxy-optuna --ratio auto`: calibrate first, then every trial trains on the chosen
-    proxy for the chosen length, and the calibration's full-data runs are the first spot checks."""
+    """`dataproxy-optuna --ratio auto --image-size 20`: calibrate first (on resized images),
+    then every trial trains on the chosen proxy for the chosen length, and the calibration's
+    full-data runs are the first spot checks."""
     experiment = setup["tmp"] / "auto"
     argv = [
         str(ROOT / ".venv" / "bin" / "python"),
@@ -174,6 +187,8 @@ def test_optuna_ratio_auto_searches_on_the_calibrated_proxy(setup):
         "600",
         "--ratio",
         "auto",
+        "--image-size",
+        "20",
         "--calibration-choice",
         BROKEN,
         "--calibration-choice",
@@ -217,6 +232,7 @@ def test_optuna_ratio_auto_searches_on_the_calibrated_proxy(setup):
     spots = [r for r in records if r["framework"] == "calibrate"]
     assert len(trials) == 3 and len(spots) == len(cal["candidates"])
     seed0 = json.loads(Path(chosen["seeds"][0]["manifest"]).read_text())
+    assert seed0["load_options"]["image_size"] == 20  # calibrated and searched on 20x20 images
     for r in trials:
         assert r["manifest_key"] == seed0["key"]
         assert r["training"]["proxy_epochs"] == 4

@@ -260,6 +260,7 @@ def calibrate_argv(
     seed: int = 0,
     max_train: int = 0,
     max_test: int = 0,
+    image_size: int = 0,
     epochs: int = 0,
     cache: str | None = None,
     threads: int = 0,
@@ -275,6 +276,7 @@ def calibrate_argv(
     for flag, value in (
         ("--max-train", max_train),
         ("--max-test", max_test),
+        ("--image-size", image_size),
         ("--epochs", epochs),
         ("--threads", threads),
     ):

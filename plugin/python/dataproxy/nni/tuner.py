@@ -212,6 +212,7 @@ class DataProxyTuner(Tuner):
             seed=self.seed,
             max_train=self.max_train,
             max_test=self.max_test,
+            image_size=self.image_size,
             epochs=int(c.get("epochs", 0)),
             cache=self.cache,
             threads=int(c.get("threads", 0)),
@@ -611,11 +612,6 @@ class DataProxyClassArgsValidator(ClassArgsValidator):
             raise InvalidInput(
                 f"classArgs.image_size={image_size!r} must be a whole number of pixels >= 0 "
                 "(0 = the data's most common size)"
-            )
-        if image_size and kwargs.get("ratio") == "auto":
-            raise InvalidInput(
-                "classArgs.image_size cannot be used with ratio: auto (`dataproxy calibrate` "
-                "has no --image-size); give a ratio, or resize the data beforehand"
             )
         calibration = kwargs.get("calibration") or {}
         known_cal = {"target", "budget_share", "choices", "expected_trials", "epochs", "threads"}

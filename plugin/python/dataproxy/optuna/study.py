@@ -215,11 +215,6 @@ def check_config(config: StudyConfig) -> SearchSpace:
         raise StudyError(f"--max-failures {config.max_failures}: must be at least 1")
     if config.image_size < 0:
         raise StudyError(f"--image-size {config.image_size}: must be >= 0 (0 = the data's size)")
-    if config.image_size and config.calibrate:
-        raise StudyError(
-            "--image-size cannot be used with --ratio auto (`dataproxy calibrate` has no "
-            "--image-size); give a ratio, or resize the data beforehand"
-        )
     if config.eval_subset is not None and config.eval_subset < 0:
         raise StudyError(f"--eval-subset {config.eval_subset}: must be >= 0 (0 = whole split)")
     if config.storage and config.storage_file:
@@ -704,6 +699,7 @@ def _calibrate(config: StudyConfig, dataproxy_bin: str) -> StudyConfig:
         seed=config.seed,
         max_train=config.max_train,
         max_test=config.max_test,
+        image_size=config.image_size,
         epochs=config.epochs,
         cache=config.cache,
         threads=config.threads,
