@@ -373,6 +373,7 @@ int run_trial(TrialSession& session, const TrialOptions& options, const std::ato
                {"channel", channel ? json(channel->kind()) : json()}});
 
   std::string phase = "data";
+  bool recorded = false;  // a failure after the record was appended is not recorded again
   auto interrupted = [&]() {
     const bool was_pruned = pruned != nullptr && pruned->load();
     rec.status = was_pruned ? "pruned" : "interrupted";
@@ -381,6 +382,7 @@ int run_trial(TrialSession& session, const TrialOptions& options, const std::ato
     rec.finished = utc_now();
     stamp_timing(rec);
     if (store) store->append(rec);
+    recorded = true;
     events.emit({{"event", rec.status},
                  {"trial_id", trial_id},
                  {"phase", phase},
@@ -433,6 +435,7 @@ int run_trial(TrialSession& session, const TrialOptions& options, const std::ato
     stamp_timing(rec);
     if (store) {
       store->append(rec);
+      recorded = true;
       all = store->load();
     } else {
       all.push_back(rec);
@@ -484,7 +487,7 @@ int run_trial(TrialSession& session, const TrialOptions& options, const std::ato
     return interrupted();
   } catch (const std::exception& e) {
     // A failure after the parameters were accepted is part of the experiment's record.
-    if (store && rec.status != "complete") {
+    if (store && !recorded) {
       rec.status = "failed";
       rec.finished = utc_now();
       rec.error = TrialError{e.what(), phase};

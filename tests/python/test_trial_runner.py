@@ -543,3 +543,31 @@ def test_epochs_evaluate_a_subset_and_every_record_carries_the_wall_time_split(p
 def test_a_negative_eval_subset_is_refused(tmp_path):
     result = run_trial([*base_args(tmp_path), "--params", json.dumps(GOOD), "--eval-subset", "-1"])
     assert_error(result, 2, "--eval-subset")
+
+
+def test_a_failure_after_the_parameters_were_accepted_is_recorded(proxy, tmp_path):
+    """A trial that fails while training (here: a CUDA device that does not exist) leaves a
+    "failed" record saying what went wrong and in which phase, and exits non-zero."""
+    manifest, data = proxy
+    results = tmp_path / "results"
+    args = [*trained_args(manifest, data), "--results", str(results), "--device", "cuda:99"]
+    result = run_trial([*args, "--params", json.dumps(GOOD), "--trial-id", "t-fail"])
+    assert result.returncode != 0
+    assert "cuda:99" in result.stderr
+    (rec,) = read_store(results)
+    assert rec["status"] == "failed" and rec["trial_id"] == "t-fail"
+    assert "cuda:99" in rec["error"]["message"]
+    assert rec["error"]["phase"] == "proxy"
+    assert rec["proxy_accuracy"] is None
+    # The report counts it and lists the candidate as failed, unranked.
+    report = subprocess.run(
+        [str(DATAPROXY), "report", "--results", str(results), "--out", str(tmp_path / "report")],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert report.returncode == 0, report.stderr
+    body = json.loads((tmp_path / "report" / "report.json").read_text())
+    assert body["record_status"] == {"failed": 1}
+    (cand,) = body["candidates"]
+    assert cand["status"] == "failed" and not cand["ranked"] and cand["proxy_accuracy"] is None

@@ -70,8 +70,8 @@ CandidateOutcome train_candidate(const SearchSpace& space, const Config& config,
     TrainOptions topts = options.train;
     topts.epochs = proxy ? proxy_epochs : epochs;
     topts.threads = rec.training.threads;
-    Trainer trainer(space.training(), topts, reporter);
     if (observer) observer->phase_started(phase);
+    Trainer trainer(space.training(), topts, reporter);
     seed_everything(options.train.seed);
     auto model = build_model(space, config, shape_of(*p.train), classes_of(p));
     const Dataset empty;
