@@ -9,9 +9,10 @@ wall-time split every record carries ("timing").
     benchmarks/run_search_speed.py --build-dir build-perf --data-root data \\
         --max-train 20000 --max-test 10000 --ratios 0.1 0.05 0.02 --epochs 3 --trials 12
 
-Writes benchmarks/results/search_speed_<date>_<commit>.{json,md} (or --out). The load average
-is recorded before and after; a run on a machine whose load exceeds its cores is labelled
-contended: its numbers say where time goes, not whether the goals are met.
+Writes benchmarks/results/search_speed_<date>_<commit>.{json,md} (or --out). The CPU time other
+processes took during the run is recorded (other_load.py); a run where they took more than 10%
+of the machine is labelled contended: its numbers say where time goes, not whether the goals are
+met.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "plugin" / "python"))
+sys.path.insert(0, str(ROOT / "benchmarks"))
 
 import optuna  # noqa: E402
 from dataproxy.commands import GenerateOptions, generate_argv, run_generate  # noqa: E402
@@ -39,6 +41,7 @@ from dataproxy.optuna.objective import (  # noqa: E402
     runner_argv,
 )
 from dataproxy.space import load_space  # noqa: E402
+from other_load import OtherLoad  # noqa: E402
 
 
 def split_size(n: int) -> str:
@@ -142,8 +145,11 @@ def search(args, label: str, manifest: Path, work: Path) -> dict:
         pruner=optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=1),
     )
     start = time.perf_counter()
-    study.optimize(objective, n_trials=args.trials, catch=(RunnerFailed,))
-    wall = time.perf_counter() - start
+    try:
+        study.optimize(objective, n_trials=args.trials, catch=(RunnerFailed,))
+        wall = time.perf_counter() - start
+    finally:
+        objective.close()  # the study's server ends (and is reaped) before the next study
     records = read_records(results)
     states = {}
     for t in study.trials:
@@ -218,7 +224,7 @@ def main() -> int:
 
     work = args.work or Path(tempfile.mkdtemp(prefix="search-speed-"))
     cache = work / "cache"
-    load_before = os.getloadavg()
+    load = OtherLoad().start()
     info = machine()
     t0 = time.perf_counter()
     manifests = {"full": generate(args, 1.0, "random", cache)}
@@ -246,16 +252,14 @@ def main() -> int:
                 "lightest_eval_whole_split": light_whole,
             }
         )
-    load_after = os.getloadavg()
-    contended = max(load_before[0], load_after[0]) > 0.5 * info["cores"]
+    load.stop()
     report = {
         "benchmark": "search_speed",
         "commit": git_commit(),
         "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "machine": info,
-        "load_before": load_before,
-        "load_after": load_after,
-        "contended": contended,
+        **load.result(),
+        "load_sentence": load.sentence(),
         "note": args.note,
         "serve": args.serve,
         "settings": {
@@ -283,9 +287,7 @@ def markdown(r: dict) -> str:
     lines = [
         f"# Search speed ({r['date']}, commit {r['commit']})",
         "",
-        f"Machine: {r['machine']['cpu']}, {r['machine']['cores']} cores. Load average "
-        f"before {r['load_before'][0]:.2f}, after {r['load_after'][0]:.2f}"
-        + (" — **contended: not a measurement of the goals**." if r["contended"] else "."),
+        f"Machine: {r['machine']['cpu']}, {r['machine']['cores']} cores. {r['load_sentence']}",
         f"Setting: {s['dataset']}, {split_size(s['max_train'])} train / "
         f"{split_size(s['max_test'])} test, "
         f"space {Path(s['space']).name}, {s['epochs']} epochs, {s['trials']} Optuna trials "

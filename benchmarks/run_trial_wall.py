@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
 import subprocess
 import sys
@@ -33,6 +32,7 @@ from dataproxy.commands import GenerateOptions, generate_argv, run_generate  # n
 from dataproxy.optuna._server import TERMINAL_EVENTS, TrialServer  # noqa: E402
 from dataproxy.optuna.objective import RunnerOptions, runner_argv, serve_request, server_argv  # noqa: E402
 from dataproxy.space import load_space  # noqa: E402
+from other_load import OtherLoad  # noqa: E402
 from run_search_speed import git_commit, machine, read_records  # noqa: E402
 
 SPLIT = ("startup", "data", "train", "eval", "write", "total")
@@ -120,7 +120,7 @@ def main() -> int:
         if args.params
         else {q.name: min(q.choices) for q in space.parameters}
     )
-    load_before = os.getloadavg()
+    load = OtherLoad().start()
     manifest = run_generate(
         generate_argv(
             dataproxy,
@@ -156,16 +156,15 @@ def main() -> int:
 
     rows = [per_process(args, options(work / "process"), params, work / "process")]
     rows += list(served(args, options(work / "served"), params))
-    load_after = os.getloadavg()
+    load.stop()
     info = machine()
     report = {
         "benchmark": "trial_wall",
         "commit": git_commit(),
         "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "machine": info,
-        "load_before": load_before,
-        "load_after": load_after,
-        "contended": max(load_before[0], load_after[0]) > 0.5 * info["cores"],
+        **load.result(),
+        "load_sentence": load.sentence(),
         "note": args.note,
         "params": params,
         "settings": {
@@ -189,9 +188,7 @@ def markdown(r: dict) -> str:
     lines = [
         f"# One trial's wall time ({r['date']}, commit {r['commit']})",
         "",
-        f"Machine: {r['machine']['cpu']}, {r['machine']['cores']} cores. Load average before "
-        f"{r['load_before'][0]:.2f}, after {r['load_after'][0]:.2f}"
-        + (" — **contended: not a measurement of the goals**." if r["contended"] else "."),
+        f"Machine: {r['machine']['cpu']}, {r['machine']['cores']} cores. {r['load_sentence']}",
         f"Setting: {s['dataset']}, train {s['max_train'] or 'all'} / test "
         f"{s['max_test'] or 'all'}, {s['method']} proxy at {s['ratio']:g} "
         f"({r['rows'][0]['train_size']} images), space {Path(s['space']).name}, configuration "
