@@ -111,7 +111,8 @@ int main(int argc, char** argv) {
       "input", po::value<std::string>()->default_value("3x32x32"),
       "input shape CxHxW of the compute and forward measures")(
       "eval-batches", po::value<std::string>()->default_value(""),
-      "comma-separated eval batch sizes: forward-only images/s at each (empty = none)");
+      "comma-separated eval batch sizes, or auto (what evaluation picks): forward-only "
+      "images/s at each (empty = none)");
   try {
     po::variables_map vm;
     po::store(po::parse_command_line(argc, argv, desc), vm);
@@ -161,9 +162,17 @@ int main(int argc, char** argv) {
       nlohmann::json forward = nlohmann::json::object();
       while (std::getline(list, item, ',')) {
         if (item.empty()) continue;
-        const int64_t eval_batch = std::stoll(item);
+        int64_t eval_batch = 0;
+        if (item == "auto") {
+          // What evaluation picks for this network, device and thread count.
+          eval_batch = eval_batch_size_for(TrainOptions{}, device, *net,
+                                           {cifar.channels, cifar.height, cifar.width});
+          out["auto_eval_batch"] = eval_batch;
+        } else {
+          eval_batch = std::stoll(item);
+        }
         DATAPROXY_CHECK(eval_batch > 0, InvalidInput,
-                        "--eval-batches holds " << eval_batch << ": use positive sizes");
+                        "--eval-batches holds " << eval_batch << ": use positive sizes or auto");
         const int iters = std::max<int>(3, int(20000 / eval_batch));
         forward[item] = forward_speed(*net, cifar, eval_batch, 2, iters, device, channels_last);
       }
