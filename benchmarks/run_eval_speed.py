@@ -15,14 +15,13 @@ import argparse
 import json
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
+import timing_report  # noqa: E402
 from other_load import OtherLoad  # noqa: E402
-from run_search_speed import git_commit, machine  # noqa: E402
 
 # (space, configuration, input, channels-last as the trainer's "auto" picks it on the CPU)
 NETWORKS = [
@@ -56,20 +55,12 @@ def main() -> int:
         rows.append(json.loads(done.stdout))
     load.stop()
     report = {
-        "benchmark": "eval_speed",
-        "commit": git_commit(),
-        "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "machine": machine(),
-        **load.result(),
-        "load_sentence": load.sentence(),
+        **timing_report.header("eval_speed", load),
         "threads": args.threads,
         "rows": rows,
     }
-    args.out.mkdir(parents=True, exist_ok=True)
-    stem = f"eval_speed_{time.strftime('%Y-%m-%d', time.gmtime())}_{report['commit']}"
-    (args.out / f"{stem}.json").write_text(json.dumps(report, indent=2) + "\n")
-    (args.out / f"{stem}.md").write_text(markdown(report))
-    print(markdown(report))
+    name = timing_report.stem("eval_speed", report["commit"])
+    timing_report.write(args.out, name, report, markdown(report))
     return 0
 
 

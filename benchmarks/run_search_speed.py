@@ -20,8 +20,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import os
-import platform
 import subprocess
 import sys
 import time
@@ -32,6 +30,7 @@ sys.path.insert(0, str(ROOT / "plugin" / "python"))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 import optuna  # noqa: E402
+import timing_report  # noqa: E402
 from dataproxy.commands import GenerateOptions, generate_argv, run_generate  # noqa: E402
 from dataproxy.errors import DataproxyError  # noqa: E402
 from dataproxy.optuna.objective import (  # noqa: E402
@@ -46,36 +45,6 @@ from other_load import OtherLoad  # noqa: E402
 
 def split_size(n: int) -> str:
     return f"first {n}" if n else "all"
-
-
-def git_commit() -> str:
-    try:
-        out = subprocess.run(
-            ["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"],
-            capture_output=True,
-            text=True,
-            check=True,
-        )
-        dirty = subprocess.run(
-            ["git", "-C", str(ROOT), "status", "--porcelain", "--untracked-files=no"],
-            capture_output=True,
-            text=True,
-        ).stdout.strip()
-        return out.stdout.strip() + ("-dirty" if dirty else "")
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-
-
-def machine() -> dict:
-    model = ""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return {"cpu": model, "cores": len(os.sched_getaffinity(0)), "host": platform.node()}
 
 
 def dataproxy_bin(args) -> str:
@@ -225,7 +194,6 @@ def main() -> int:
     work = args.work or Path(tempfile.mkdtemp(prefix="search-speed-"))
     cache = work / "cache"
     load = OtherLoad().start()
-    info = machine()
     t0 = time.perf_counter()
     manifests = {"full": generate(args, 1.0, "random", cache)}
     for ratio in args.ratios:
@@ -254,12 +222,7 @@ def main() -> int:
         )
     load.stop()
     report = {
-        "benchmark": "search_speed",
-        "commit": git_commit(),
-        "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "machine": info,
-        **load.result(),
-        "load_sentence": load.sentence(),
+        **timing_report.header("search_speed", load),
         "note": args.note,
         "serve": args.serve,
         "settings": {
@@ -271,14 +234,10 @@ def main() -> int:
         "searches": searches,
         "rows": rows,
     }
-    args.out.mkdir(parents=True, exist_ok=True)
-    stem = (
-        f"search_speed_{time.strftime('%Y-%m-%d', time.gmtime())}_{report['commit']}"
-        f"_{args.max_train or 'all'}-{args.max_test or 'all'}" + ("" if args.serve else "_no-serve")
-    )
-    (args.out / f"{stem}.json").write_text(json.dumps(report, indent=2) + "\n")
-    (args.out / f"{stem}.md").write_text(markdown(report))
-    print(markdown(report))
+    tag = f"{args.max_train or 'all'}-{args.max_test or 'all'}"
+    tag += "" if args.serve else "_no-serve"
+    name = timing_report.stem("search_speed", report["commit"], tag)
+    timing_report.write(args.out, name, report, markdown(report))
     return 0
 
 

@@ -28,12 +28,13 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "plugin" / "python"))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
+import timing_report  # noqa: E402
 from dataproxy.commands import GenerateOptions, generate_argv, run_generate  # noqa: E402
 from dataproxy.optuna._server import TERMINAL_EVENTS, TrialServer  # noqa: E402
 from dataproxy.optuna.objective import RunnerOptions, runner_argv, serve_request, server_argv  # noqa: E402
 from dataproxy.space import load_space  # noqa: E402
 from other_load import OtherLoad  # noqa: E402
-from run_search_speed import git_commit, machine, read_records  # noqa: E402
+from run_search_speed import read_records  # noqa: E402
 
 SPLIT = ("startup", "data", "train", "eval", "write", "total")
 
@@ -157,14 +158,8 @@ def main() -> int:
     rows = [per_process(args, options(work / "process"), params, work / "process")]
     rows += list(served(args, options(work / "served"), params))
     load.stop()
-    info = machine()
     report = {
-        "benchmark": "trial_wall",
-        "commit": git_commit(),
-        "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "machine": info,
-        **load.result(),
-        "load_sentence": load.sentence(),
+        **timing_report.header("trial_wall", load),
         "note": args.note,
         "params": params,
         "settings": {
@@ -174,12 +169,9 @@ def main() -> int:
         },
         "rows": rows,
     }
-    args.out.mkdir(parents=True, exist_ok=True)
     tag = f"{int(args.ratio * 100)}pct-{args.max_train or 'all'}"
-    stem = f"trial_wall_{time.strftime('%Y-%m-%d', time.gmtime())}_{report['commit']}_{tag}"
-    (args.out / f"{stem}.json").write_text(json.dumps(report, indent=2) + "\n")
-    (args.out / f"{stem}.md").write_text(markdown(report))
-    print(markdown(report))
+    name = timing_report.stem("trial_wall", report["commit"], tag)
+    timing_report.write(args.out, name, report, markdown(report))
     return 0
 
 
