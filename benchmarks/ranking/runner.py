@@ -140,8 +140,9 @@ class Runner:
         """(seed, epochs, role) of every full-data training the space's reference needs."""
         e = planmod.reference_epochs(self.tier, plan)
         runs = [(s, e, "reference") for s in self.tier.reference_seeds]
+        # The convergence check first: it says whether the length is worth the other seeds.
         if self.tier.convergence_seed is not None:
-            runs.append((self.tier.convergence_seed, 2 * e, "convergence"))
+            runs.insert(0, (self.tier.convergence_seed, 2 * e, "convergence"))
         return runs
 
     def reference_units(self, plan: SpacePlan) -> list[Unit]:

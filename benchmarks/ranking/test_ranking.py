@@ -53,12 +53,41 @@ def test_ceiling_is_each_seed_against_the_others() -> None:
     assert len(c["per_seed"]) == 3
 
 
-def test_cpu_tier_gives_5_percent_proxies_200_steps() -> None:
-    tier = plan.TIERS["cpu"]
+@pytest.mark.parametrize("name", ["cpu", "cpu-cifar10", "cpu-converged", "cpu-cifar10-converged"])
+def test_cpu_tiers_give_5_percent_proxies_200_steps(name: str) -> None:
+    tier = plan.TIERS[name]
     for sp in tier.spaces:
         rows = plan.steps_table(tier, sp, tier.max_train)
         paper5 = next(r for r in rows if r["ratio"] == 0.05 and r["length"] == plan.PAPER)
         assert paper5["steps"] >= 200
+
+
+def test_the_longer_cifar_tier_checks_convergence_first_and_reuses_a_cached_seed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from runner import Runner
+
+    monkeypatch.setenv("PATH", f"{Path(sys.executable).parent}:{os.environ['PATH']}")
+
+    runs = {}
+    for name in ("cpu-cifar10", "cpu-cifar10-converged"):
+        r = Runner(plan.TIERS[name], name, tmp_path / name, HERE / "fake_dataproxy.py", None, ".")
+        sp = r.tier.spaces[0]
+        runs[name] = [
+            (role, s, e, r.reference_dir(sp, s, e)[0]) for s, e, role in r.reference_runs(sp)
+        ]
+    longer = runs["cpu-cifar10-converged"]
+    assert [(role, e) for role, _, e, _ in longer] == [
+        ("convergence", 40),
+        ("reference", 20),
+        ("reference", 20),
+        ("reference", 20),
+    ]
+    # The shorter tier's convergence run (seed 1001, 20 epochs) is the longer one's first seed.
+    short_check = runs["cpu-cifar10"][0]
+    assert short_check[:3] == ("convergence", 1001, 20)
+    assert short_check[3] == longer[1][3]
+    assert not list(tmp_path.glob("**/settings.json"))  # computing a key writes nothing
 
 
 def test_decode_correct_round_trip() -> None:
