@@ -316,9 +316,11 @@ def summary_markdown(doc: dict) -> str:
             f"{fmt(ref['ceiling_test']['kendall_all'])} on the test slice, "
             f"{fmt(ce.get('kendall_all'))} on the evaluation splits."
             + (
-                f" Convergence check {'met' if ref['convergence']['met'] else 'not met'} "
-                f"(largest change at twice the epochs {ref['convergence']['max_abs_points']:.1f} "
-                "points)."
+                f" Convergence check {'met' if ref['convergence']['met'] else 'not met'}: at "
+                f"twice the epochs {ref['convergence']['within_1_point']}/"
+                f"{len(ref['convergence']['diff_points'])} configurations within 1 point, largest "
+                f"change {ref['convergence']['max_abs_points']:.1f} points, mean "
+                f"{ref['convergence']['mean_points']:+.1f}."
                 if ref.get("convergence")
                 else ""
             )
