@@ -128,6 +128,9 @@ int run(int argc, char** argv, double startup_seconds,
       ("epochs", po::value(&o.epochs), "training epochs (default: the space's)")
       ("proxy-epochs", po::value(&o.proxy_epochs),
        "epochs of the proxy phase only (default: --epochs); spot checks train --epochs")
+      ("proxy-steps", po::value(&o.proxy_steps),
+       "optimizer steps of the proxy phase instead of whole epochs (a calibrated length such "
+       "as the full data for 5% of the steps); wins over --proxy-epochs")
       ("device", po::value(&o.device)->default_value("auto"), "auto, cpu, cuda or cuda:N")
       ("threads", po::value(&o.threads)->default_value(0), "CPU threads (0 = all cores)")
       ("memory-format", po::value(&memory_format)->default_value("auto"),
@@ -166,6 +169,8 @@ int run(int argc, char** argv, double startup_seconds,
       "--eval-subset must be >= 0 (0 = the whole split every epoch), got " << o.eval_subset);
   DATAPROXY_CHECK(o.proxy_epochs >= 0, InvalidInput,
                   "--proxy-epochs must be >= 0, got " << o.proxy_epochs);
+  DATAPROXY_CHECK(o.proxy_steps >= 0, InvalidInput,
+                  "--proxy-steps must be >= 0 (0 = whole epochs), got " << o.proxy_steps);
   const std::vector<std::string> frameworks = {"", "nni", "optuna", "standalone"};
   DATAPROXY_CHECK(std::find(frameworks.begin(), frameworks.end(), o.framework) != frameworks.end(),
                   InvalidInput,

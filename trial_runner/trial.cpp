@@ -127,6 +127,11 @@ ReservedSettings take_reserved(json& params) {
           value.is_number_integer() && value.get<int64_t>() > 0, InvalidInput,
           kReservedKey << ".proxy_epochs must be a positive integer, got " << value.dump());
       s.proxy_epochs = value.get<int64_t>();
+    } else if (key == "proxy_steps") {
+      DATAPROXY_CHECK(
+          value.is_number_integer() && value.get<int64_t>() > 0, InvalidInput,
+          kReservedKey << ".proxy_steps must be a positive integer, got " << value.dump());
+      s.proxy_steps = value.get<int64_t>();
     } else if (key == "serve") {
       // For dataproxy-trial-client (a served trial or one process); the trial itself ignores it.
       DATAPROXY_CHECK(value.is_boolean(), InvalidInput,
@@ -137,8 +142,10 @@ ReservedSettings take_reserved(json& params) {
                       kReservedKey << "." << key << " must be a path, got " << value.dump());
       (key == "manifest" ? s.manifest : s.results) = fs::path(value.get<std::string>());
     } else {
-      throw InvalidInput(std::string(kReservedKey) + " has an unknown key \"" + key +
-                         "\"; known keys: spot_check, manifest, results, proxy_epochs, serve");
+      throw InvalidInput(
+          std::string(kReservedKey) + " has an unknown key \"" + key +
+          "\"; known keys: spot_check, manifest, results, proxy_epochs, proxy_steps, "
+          "serve");
     }
   }
   return s;
@@ -319,6 +326,8 @@ int run_trial(TrialSession& session, const TrialOptions& options, const std::ato
   const int64_t epochs = options.epochs > 0 ? options.epochs : space.training().epochs;
   const int64_t proxy_epochs =
       options.proxy_epochs > 0 ? options.proxy_epochs : reserved.proxy_epochs.value_or(epochs);
+  const int64_t proxy_steps =
+      options.proxy_steps > 0 ? options.proxy_steps : reserved.proxy_steps.value_or(0);
   std::unique_ptr<ResultsStore> store;
   if (!results_dir.empty()) store = std::make_unique<ResultsStore>(results_dir);
 
@@ -411,6 +420,7 @@ int run_trial(TrialSession& session, const TrialOptions& options, const std::ato
     candidate.train.eval_subset = options.eval_subset;
     candidate.train.epochs = epochs;
     candidate.proxy_epochs = proxy_epochs;
+    candidate.proxy_steps = proxy_steps;
     CandidateData sets;
     sets.proxy = {&data.proxy_train, &data.proxy_test, manifest.proxy_num_classes()};
     if (spot_check) {
@@ -547,6 +557,8 @@ void apply_request(const std::string& line, TrialOptions& o, Clock::time_point r
       count("epochs", v, o.epochs);
     } else if (key == "proxy_epochs") {
       count("proxy_epochs", v, o.proxy_epochs);
+    } else if (key == "proxy_steps") {
+      count("proxy_steps", v, o.proxy_steps);
     } else if (key == "eval_subset") {
       count("eval_subset", v, o.eval_subset);
     } else if (key == "seed") {
@@ -596,7 +608,8 @@ void apply_request(const std::string& line, TrialOptions& o, Clock::time_point r
     } else {
       throw InvalidInput("unknown request key \"" + key +
                          "\"; known keys: params, trial_id, framework, spot_check, epochs, "
-                         "proxy_epochs, seed, eval_subset, manifest, results, parameter_id, nni, "
+                         "proxy_epochs, proxy_steps, seed, eval_subset, manifest, results, "
+                         "parameter_id, nni, "
                          "started_boottime");
     }
   }

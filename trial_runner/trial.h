@@ -36,7 +36,9 @@ struct ReservedSettings {
   std::optional<fs::path> manifest;     ///< the proxy to train on
   std::optional<fs::path> results;      ///< the experiment's results folder
   std::optional<int64_t> proxy_epochs;  ///< proxy-phase epochs (a calibrated proxy length)
-  std::optional<bool> serve;            ///< dataproxy-trial-client: use a trial server
+  /// Proxy-phase optimizer steps (a calibrated length that is not whole epochs).
+  std::optional<int64_t> proxy_steps;
+  std::optional<bool> serve;  ///< dataproxy-trial-client: use a trial server
 };
 
 /// Removes "_dataproxy" from `params` and parses it; throws InvalidInput for a value that is not
@@ -62,6 +64,10 @@ struct TrialOptions {
   /// Epochs of the proxy phase only (a calibrated proxy length); 0 = `epochs`. Spot checks on
   /// the full data always train `epochs`.
   int64_t proxy_epochs = 0;
+  /// Optimizer steps of the proxy phase, the learning-rate schedule spanning them (a calibrated
+  /// length that is not whole epochs, e.g. the full data for 5% of the steps); 0 = by epochs.
+  /// Wins over proxy_epochs.
+  int64_t proxy_steps = 0;
   std::string device = "auto";                       ///< "auto", "cpu", "cuda" or "cuda:N"
   int threads = 0;                                   ///< CPU threads; 0 = all cores
   MemoryFormat memory_format = MemoryFormat::kAuto;  ///< layout of activations and weights
@@ -140,10 +146,10 @@ struct ServeFlags {
 /// `dataproxy-trial --serve`: trains candidate after candidate in this process. Each line of
 /// `in` is one request, a JSON object: "params" (required: the candidate's parameters, with
 /// "_dataproxy" as from a tuner) and optional per-trial settings "trial_id", "framework",
-/// "spot_check", "epochs", "proxy_epochs", "seed", "eval_subset", "manifest", "results" (the
-/// command-line flags of one trial). `defaults` holds the rest (space, data root, device,
-/// threads, ...), and the request's settings default to it. For each request, `out` gets the
-/// JSON Lines of one trial ending in one line whose "event" is "final", "pruned", "interrupted"
+/// "spot_check", "epochs", "proxy_epochs", "proxy_steps", "seed", "eval_subset", "manifest",
+/// "results" (the command-line flags of one trial). `defaults` holds the rest (space, data root,
+/// device, threads, ...), and the request's settings default to it. For each request, `out` gets
+/// the JSON Lines of one trial ending in one line whose "event" is "final", "pruned", "interrupted"
 /// or "error" (a bad request or a failed trial: "message" and "exit_code"; the server goes on).
 /// `stop`/`pruned` end the current candidate only and are cleared before the next request.
 /// Returns 0 at the end of `in`, 130 after a shutdown signal.

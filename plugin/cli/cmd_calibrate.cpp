@@ -40,19 +40,22 @@ int run_calibrate(const std::vector<std::string>& args) {
       "use only the first N test samples; 0 = all")(
       "any-size", "accept dataset files with other than the official sample counts")(
       "choice", po::value(&choices)->composing(),
-      "a proxy choice METHOD:RATIO[:LENGTH] (LENGTH = epochs as a multiple of the space's); "
-      "repeat; default: importance and random at 0.1, 0.05, 0.02, lengths 1 and 2")(
+      "a proxy choice METHOD:RATIO[:LENGTH] (LENGTH = training as a multiple of the space's "
+      "epochs, as optimizer steps when not whole epochs: random:1:0.05 is the full data for 5% "
+      "of the steps); "
+      "repeat; default: importance and random at 0.1, 0.05, 0.02, lengths 1 and 2, and "
+      "random:1:0.1, random:1:0.05, random:1:0.02")(
       "candidates", po::value(&o.candidates)->default_value(o.candidates),
       "calibration candidates, the two probes included (>= 4)")(
       "seeds", po::value(&o.seeds)->default_value(o.seeds), "proxy seeds per choice")(
-      "target", po::value(&o.target)->default_value(o.target),
+      "target", po::value(&o.target)->default_value(o.target, "0.9"),
       "Spearman the lower bound must reach, in (-1, 1]")(
-      "confidence", po::value(&o.confidence)->default_value(o.confidence),
+      "confidence", po::value(&o.confidence)->default_value(o.confidence, "0.9"),
       "two-sided level of the interval whose low end is the bound")(
       "expected-trials", po::value(&o.expected_trials)->default_value(0),
       "trials the search will run: calibration stays within --budget-share of their full-data "
       "cost; 0 = no budget")("budget-share",
-                             po::value(&o.budget_share)->default_value(o.budget_share),
+                             po::value(&o.budget_share)->default_value(o.budget_share, "0.1"),
                              "share of the full-data search calibration may spend")(
       "epochs", po::value(&o.train.epochs)->default_value(0),
       "full-data epochs (and the base of each choice's length); 0 = the space's")(

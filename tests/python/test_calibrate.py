@@ -145,6 +145,31 @@ def test_image_size_resizes_every_run_and_keys_the_cache(setup):
     assert manifest["load_options"]["image_size"] == 16
 
 
+def test_full_data_for_a_fraction_of_the_steps(setup):
+    """random:1:0.25 is the whole training set for a quarter of the space's optimizer steps
+    (EcoNAS's reduced training, not a subset): trained for exactly that many steps and costed
+    as a quarter of a full-data trial, like a 25% subset at the space's length."""
+    args = ["--choice", "random:1:0.25", "--candidates", "4", "--seeds", "1", "--target", "-0.9"]
+    done = calibrate(setup, *args, out="fewer-steps")
+    cal = json.loads((setup["tmp"] / "fewer-steps" / "calibration.json").read_text())
+    (choice,) = cal["choices"]
+    # 1,600 images in batches of 32 are 50 steps an epoch; the space's 2 epochs are 100 steps.
+    assert choice["steps"] == 25 and choice["epochs"] == 1
+    assert choice["cost_per_trial"] == pytest.approx(0.25)
+    key = json.loads(Path(choice["seeds"][0]["manifest"]).read_text())["key"]
+    runs = [
+        json.loads(x)
+        for x in (setup["cache"] / "calibration" / "runs.jsonl").read_text().splitlines()
+    ]
+    mine = [r for r in runs if r.get("manifest_key") == key]
+    assert len(mine) == 4, [r.get("manifest_key") for r in runs]
+    for r in mine:
+        assert r["training"]["steps"] == 25 and r["training"]["samples_seen"] == 25 * 32
+        assert r["data"]["train_size"] == 1600
+    if cal["recommended"]:
+        assert "25 optimizer steps" in done.stderr, done.stderr
+
+
 @pytest.mark.parametrize(
     ("args", "words"),
     [

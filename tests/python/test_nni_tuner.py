@@ -93,6 +93,10 @@ def test_attaches_the_manifest_under_the_reserved_key(tmp_path, fake_dataproxy):
     }
     assert set(params) == {"B", "K", "M"}
     assert tuner.generations == 1
+    # A calibrated length rides along: whole epochs, or steps when it is not whole epochs.
+    tuner.proxy_epochs, tuner.proxy_steps = 1, 25
+    reserved = tuner.generate_parameters(1)[RESERVED_KEY]
+    assert reserved["proxy_epochs"] == 1 and reserved["proxy_steps"] == 25
 
 
 def test_refuses_a_search_space_of_another_file(tmp_path, fake_dataproxy):

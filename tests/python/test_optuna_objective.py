@@ -58,6 +58,8 @@ def test_argv_lists_every_option():
         data_root="/data",
         results_dir="/exp",
         epochs=3,
+        proxy_epochs=2,
+        proxy_steps=25,
         device="cpu",
         threads=2,
         seed=9,
@@ -75,6 +77,8 @@ def test_argv_lists_every_option():
     assert pairs["--report"] == "jsonl"
     assert "--spot-check" in argv
     assert argv[argv.index("--epochs") + 1] == "3"
+    assert argv[argv.index("--proxy-epochs") + 1] == "2"
+    assert argv[argv.index("--proxy-steps") + 1] == "25"
     assert argv[argv.index("--threads") + 1] == "2"
     assert argv[argv.index("--seed") + 1] == "9"
     assert argv[argv.index("--eval-subset") + 1] == "0"  # 0 = the whole split: still passed
@@ -86,6 +90,7 @@ def test_argv_lists_every_option():
         spot_check=False,
     )
     assert "--spot-check" not in plain and "--epochs" not in plain and "--results" not in plain
+    assert "--proxy-epochs" not in plain and "--proxy-steps" not in plain
     assert "--eval-subset" not in plain
 
 

@@ -381,6 +381,38 @@ def test_proxy_epochs_apply_to_the_proxy_phase_only(proxy, tmp_path):
     assert_error(run_trial([*args, "--params", json.dumps(bad)]), 2, "proxy_epochs")
 
 
+def test_proxy_steps_stop_the_proxy_phase_mid_epoch(proxy, tmp_path):
+    """A calibrated length that is not whole epochs (e.g. the full data for 5% of the steps):
+    the proxy phase stops after that many optimizer steps; a spot check still trains --epochs."""
+    manifest, data = proxy
+    args = trained_args(manifest, data)
+    # The proxy holds 150 images: batches of 64, 64 and 22; step 4 is the next epoch's first.
+    alone = tmp_path / "alone"
+    result = run_trial(
+        [*args, "--params", json.dumps(GOOD), "--proxy-steps", "4", "--results", str(alone)]
+    )
+    assert result.returncode == 0, result.stderr
+    (record,) = read_store(alone)
+    assert record["training"]["steps"] == 4
+    assert record["training"]["samples_seen"] == 150 + 64
+    assert len(record["proxy_curve"]) == 2 and record["training"]["proxy_epochs"] == 2
+
+    checked = tmp_path / "checked"
+    params = {**GOOD, "_dataproxy": {"spot_check": True, "proxy_steps": 4}}
+    result = run_trial(
+        [*args, "--params", json.dumps(params), "--epochs", "1", "--results", str(checked)]
+    )
+    assert result.returncode == 0, result.stderr
+    (record,) = read_store(checked)
+    assert len(record["proxy_curve"]) == 2 and record["training"]["proxy_epochs"] == 2
+    assert len(record["training"]["full_curve"]) == 1 and record["training"]["epochs"] == 1
+    bad = {**GOOD, "_dataproxy": {"proxy_steps": 0}}
+    assert_error(run_trial([*args, "--params", json.dumps(bad)]), 2, "proxy_steps")
+    assert_error(
+        run_trial([*args, "--params", json.dumps(GOOD), "--proxy-steps", "-1"]), 2, "--proxy-steps"
+    )
+
+
 def foreign_copy(data: Path, folder: Path) -> None:
     """Fashion-MNIST with the official sizes but other pixels in the first images."""
     source = data / "fashion-mnist" if (data / "fashion-mnist").is_dir() else data

@@ -26,14 +26,18 @@ using json = nlohmann::json;
 struct ProxyChoice {
   std::string method = "importance";  ///< a name from selection_methods()
   double ratio = 0.05;                ///< fraction of the train split, in (0, 1]
-  double length = 1;                  ///< proxy epochs as a multiple of the space's epochs, > 0
+  /// Proxy training as a multiple of the space's epochs, > 0: whole epochs where that comes to
+  /// a whole number, else as many optimizer steps (random:1:0.05 is the full data for 5% of the
+  /// space's steps).
+  double length = 1;
   /// e.g. "importance:0.05:1" (method:ratio:length; length may be left out).
   std::string name() const;
   /// Parses name()'s form; throws InvalidInput saying what is wrong.
   static ProxyChoice parse(const std::string& text);
 };
 
-/// The default choices: importance and random at 10%, 5% and 2%, at the space's length and 2x.
+/// The default choices: importance and random at 10%, 5% and 2%, at the space's length and 2x,
+/// and the full data for 10%, 5% and 2% of the space's steps (random:1:0.1 and so on).
 std::vector<ProxyChoice> default_proxy_choices();
 
 /// Everything calibrate() needs; `dataproxy calibrate` flags map one to one onto these fields.
@@ -75,6 +79,7 @@ struct ChoiceScore {
   bool defined = false;  ///< false when every seed's Spearman is undefined
   /// Compute of one proxy trial in full-data trials of the same candidate (ratio x length).
   int64_t epochs = 0;  ///< proxy training epochs (full_epochs x length, at least 1)
+  int64_t steps = 0;   ///< optimizer steps when the length is not whole epochs; 0 = by epochs
   double cost_per_trial = 0;
   /// One-off compute in mean full-data trials: the probes, for methods that need them.
   double fixed_cost = 0;

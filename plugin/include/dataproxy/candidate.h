@@ -36,7 +36,10 @@ struct CandidateOptions {
   /// Device, threads, seed, evaluation subset, and the full-data length (epochs or max_steps;
   /// epochs 0 = the space's).
   TrainOptions train;
-  int64_t proxy_epochs = 0;     ///< epochs of the proxy phase; 0 = train.epochs
+  int64_t proxy_epochs = 0;  ///< epochs of the proxy phase; 0 = train.epochs
+  /// Optimizer steps of the proxy phase, the learning-rate schedule spanning them (a proxy
+  /// length that is not a whole number of epochs); 0 = by epochs. Wins over proxy_epochs.
+  int64_t proxy_steps = 0;
   bool record_correct = false;  ///< per-test-sample correctness of the last phase in the record
 };
 

@@ -242,6 +242,7 @@ class Calibration:
     ratio: float
     length: float  # proxy epochs as a multiple of the full-data epochs
     epochs: int  # proxy training epochs
+    steps: int  # proxy optimizer steps when the length is not whole epochs; 0 = by epochs
     manifest: str  # the chosen choice's seed-0 proxy (the search trains on it)
     recommended: bool  # False: no choice met the target; this is the best one found
     path: str  # calibration.json
@@ -308,6 +309,7 @@ def run_calibration(argv: list[str], *, log=None) -> Calibration:
         ratio=float(choice["ratio"]),
         length=float(choice["length"]),
         epochs=int(choice["epochs"]),
+        steps=int(choice.get("steps") or 0),
         manifest=choice["seeds"][0]["manifest"],
         recommended=cal["recommended"] is not None,
         path=path,

@@ -43,6 +43,8 @@ CandidateOutcome train_candidate(const SearchSpace& space, const Config& config,
                   "or both)");
   DATAPROXY_CHECK(options.proxy_epochs >= 0, InvalidInput,
                   "proxy epochs must be >= 0 (0 = the run's epochs), got " << options.proxy_epochs);
+  DATAPROXY_CHECK(options.proxy_steps >= 0, InvalidInput,
+                  "proxy steps must be >= 0 (0 = by epochs), got " << options.proxy_steps);
   const int64_t epochs = options.train.epochs > 0 ? options.train.epochs : space.training().epochs;
   const int64_t proxy_epochs = options.proxy_epochs > 0 ? options.proxy_epochs : epochs;
 
@@ -69,6 +71,12 @@ CandidateOutcome train_candidate(const SearchSpace& space, const Config& config,
     const bool proxy = phase == CandidatePhase::kProxy;
     TrainOptions topts = options.train;
     topts.epochs = proxy ? proxy_epochs : epochs;
+    if (proxy && options.proxy_steps > 0) {
+      const int64_t batch = topts.batch_size > 0 ? topts.batch_size : space.training().batch_size;
+      const int64_t batches = (p.train->size() + batch - 1) / batch;
+      topts.max_steps = options.proxy_steps;
+      topts.epochs = (options.proxy_steps + batches - 1) / batches;  // what the observer is told
+    }
     topts.threads = rec.training.threads;
     if (observer) observer->phase_started(phase);
     Trainer trainer(space.training(), topts, reporter);
@@ -87,9 +95,10 @@ CandidateOutcome train_candidate(const SearchSpace& space, const Config& config,
     rec.training.memory_format = to_string(r.memory_format);
     rec.training.steps = r.steps;
     rec.training.samples_seen = r.samples_seen;
-    if (options.train.max_steps > 0) {
-      rec.training.epochs = static_cast<int64_t>(r.epochs.size());
-      if (proxy) rec.training.proxy_epochs = rec.training.epochs;
+    if (topts.max_steps > 0) {  // the epochs a step budget came to (the last may be partial)
+      const auto ran = static_cast<int64_t>(r.epochs.size());
+      if (proxy) rec.training.proxy_epochs = ran;
+      if (!proxy || options.train.max_steps > 0) rec.training.epochs = ran;
     }
     rec.data.train_size = p.train->size();
     rec.data.test_size = test.size();

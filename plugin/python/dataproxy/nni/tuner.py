@@ -136,6 +136,7 @@ class DataProxyTuner(Tuner):
         self.ratio = 0.0 if self.calibrate else float(ratio)
         self.calibration = dict(calibration or {})
         self.proxy_epochs: int | None = None
+        self.proxy_steps: int | None = None
         self.method = method
         self.seed = int(seed)
         self.max_train = int(max_train)
@@ -230,6 +231,7 @@ class DataProxyTuner(Tuner):
                 cal.epochs,
             )
         self.method, self.ratio, self.proxy_epochs = cal.method, cal.ratio, cal.epochs
+        self.proxy_steps = cal.steps or None
         self.manifest = cal.manifest
         self.manifest_key = read_manifest(cal.manifest).key
 
@@ -297,6 +299,8 @@ class DataProxyTuner(Tuner):
         }
         if self.proxy_epochs:
             out[RESERVED_KEY]["proxy_epochs"] = self.proxy_epochs
+        if self.proxy_steps:
+            out[RESERVED_KEY]["proxy_steps"] = self.proxy_steps
         _logger.info(
             "dataproxy: parameter %s %s%s", parameter_id, params, " (spot check)" if spot else ""
         )

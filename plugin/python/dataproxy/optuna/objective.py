@@ -82,6 +82,9 @@ class RunnerOptions:
     epochs: int | None = None
     #: Epochs of the proxy phase only (None = `epochs`); spot checks train `epochs`.
     proxy_epochs: int | None = None
+    #: Optimizer steps of the proxy phase instead of whole epochs (a calibrated length such as
+    #: the full data for 5% of the steps; None = by epochs).
+    proxy_steps: int | None = None
     #: "auto", "cpu" or "cuda".
     device: str = "auto"
     #: CPU threads for training (None = the runner's default).
@@ -128,6 +131,8 @@ def _common_flags(options: RunnerOptions) -> list[str]:
         argv += ["--epochs", str(options.epochs)]
     if options.proxy_epochs is not None:
         argv += ["--proxy-epochs", str(options.proxy_epochs)]
+    if options.proxy_steps is not None:
+        argv += ["--proxy-steps", str(options.proxy_steps)]
     if options.threads is not None:
         argv += ["--threads", str(options.threads)]
     if options.seed is not None:

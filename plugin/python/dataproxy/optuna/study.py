@@ -102,6 +102,9 @@ class StudyConfig:
     calibration_budget_share: float = 0.1
     #: Epochs of the proxy phase (0 = `epochs`); set by calibration to its chosen length.
     proxy_epochs: int = 0
+    #: Optimizer steps of the proxy phase instead of epochs (0 = by epochs); set by calibration
+    #: when its chosen length is not a whole number of epochs.
+    proxy_steps: int = 0
     #: Proxy selection method, as `dataproxy methods` lists them (e.g. "importance", "random").
     method: str = "importance"
     #: Which test samples choose the proxy: "half-test" (a seeded half; the other half ranks the
@@ -539,6 +542,7 @@ def _build_objective(
         results_dir=config.experiment,
         epochs=config.epochs or None,
         proxy_epochs=config.proxy_epochs or None,
+        proxy_steps=config.proxy_steps or None,
         device=config.device,
         threads=config.threads or None,
         seed=config.seed,
@@ -724,6 +728,7 @@ def _calibrate(config: StudyConfig, dataproxy_bin: str) -> StudyConfig:
         ratio=cal.ratio,
         manifest=cal.manifest,
         proxy_epochs=cal.epochs,
+        proxy_steps=cal.steps,
     )
 
 
