@@ -97,6 +97,10 @@ def test_attaches_the_manifest_under_the_reserved_key(tmp_path, fake_dataproxy):
     tuner.proxy_epochs, tuner.proxy_steps = 1, 25
     reserved = tuner.generate_parameters(1)[RESERVED_KEY]
     assert reserved["proxy_epochs"] == 1 and reserved["proxy_steps"] == 25
+    # Or set by hand in classArgs (the full data for fewer steps: ratio 1, method random).
+    by_hand = make_tuner(tmp_path, program, builtin_tuner="Random", ratio=1, proxy_steps=40)
+    by_hand.update_search_space(nni_space())
+    assert by_hand.generate_parameters(0)[RESERVED_KEY]["proxy_steps"] == 40
 
 
 def test_refuses_a_search_space_of_another_file(tmp_path, fake_dataproxy):
@@ -208,6 +212,10 @@ def test_validator(tmp_path):
         v.validate_class_args(**{**good, "builtin_tuner": "NoSuchTuner"})
     with pytest.raises(ValueError, match="ratio"):
         v.validate_class_args(**{**good, "ratio": 0})
+    v.validate_class_args(**{**good, "ratio": 1, "method": "random", "proxy_steps": 25})
+    for bad in (-1, 2.5, True):
+        with pytest.raises(ValueError, match="proxy_steps"):
+            v.validate_class_args(**{**good, "proxy_steps": bad})
 
 
 def _record(parameter_id: int, config: dict) -> str:

@@ -263,6 +263,19 @@ def test_eval_subset_reaches_every_trial(tmp_path):
     assert all(r[r.index("--eval-subset") + 1] == "50" for r in runs)
 
 
+def test_proxy_steps_reach_every_trial_and_a_negative_count_is_refused(tmp_path):
+    argv_file = tmp_path / "argv.jsonl"
+    result = run_cli(
+        tmp_path, "--n-trials", "2", "--proxy-steps", "25", env={"FAKE_ARGVFILE": str(argv_file)}
+    )
+    assert result.returncode == 0, result.stderr
+    runs = [json.loads(x) for x in argv_file.read_text().splitlines()]
+    assert len(runs) == 2
+    assert all(r[r.index("--proxy-steps") + 1] == "25" for r in runs)
+    bad = run_cli(tmp_path, "--proxy-steps", "-3")
+    assert bad.returncode == 2 and "--proxy-steps -3" in bad.stderr, bad.stderr
+
+
 def test_generation_failure_is_a_clear_error(tmp_path):
     result = run_cli(tmp_path, "--dataset", "missing")
     assert result.returncode == 2

@@ -46,6 +46,8 @@ def main():
         "--threads",
         "--seed",
         "--eval-subset",
+        "--proxy-epochs",
+        "--proxy-steps",
     ):
         p.add_argument(name)
     p.add_argument("--epochs", type=int, default=3)

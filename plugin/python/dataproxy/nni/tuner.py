@@ -90,6 +90,15 @@ def _experiment_dir() -> Path | None:
     return None
 
 
+def _proxy_steps(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise InvalidInput(
+            f"classArgs.proxy_steps={value!r} must be a whole number of optimizer steps >= 0 "
+            "(0 = whole epochs; with ratio 1 and method random: the full data for that many steps)"
+        )
+    return value
+
+
 def _absolute(name: str, value: Any) -> str:
     path = Path(str(value))
     if not path.is_absolute():
@@ -127,6 +136,7 @@ class DataProxyTuner(Tuner):
         report: bool = True,
         serve: bool = True,
         dataproxy: str | None = None,
+        proxy_steps: int = 0,
     ) -> None:
         self.space = _absolute("space", space)
         self.dataset = dataset
@@ -136,7 +146,7 @@ class DataProxyTuner(Tuner):
         self.ratio = 0.0 if self.calibrate else float(ratio)
         self.calibration = dict(calibration or {})
         self.proxy_epochs: int | None = None
-        self.proxy_steps: int | None = None
+        self.proxy_steps: int | None = _proxy_steps(proxy_steps) or None
         self.method = method
         self.seed = int(seed)
         self.max_train = int(max_train)
@@ -605,6 +615,7 @@ class DataProxyClassArgsValidator(ClassArgsValidator):
         # The program checks the space (family included) now, not when the first trial runs.
         load_space(kwargs["space"], kwargs.get("dataproxy"))
         check_method(kwargs.get("method", "importance"), kwargs.get("dataproxy"))
+        _proxy_steps(kwargs.get("proxy_steps", 0))
         if not isinstance(kwargs.get("serve", True), bool):
             raise InvalidInput(f"classArgs.serve={kwargs['serve']!r} must be true or false")
         if kwargs.get("ratio") != "auto":

@@ -126,6 +126,14 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--n-trials", type=int, default=d.n_trials, help="finished trials wanted")
     g.add_argument("--epochs", type=int, default=0, help="epochs per trial (0 = the space's)")
     g.add_argument(
+        "--proxy-steps",
+        type=int,
+        default=0,
+        help="train each trial's proxy for this many optimizer steps instead of whole epochs "
+        "(with --ratio 1 --method random: the full data for fewer steps); 0 = epochs; "
+        "--ratio auto sets it when its choice is not whole epochs",
+    )
+    g.add_argument(
         "--eval-subset",
         type=int,
         default=None,
@@ -244,6 +252,7 @@ def config_from_args(args: argparse.Namespace) -> StudyConfig:
         manifest=args.manifest,
         n_trials=args.n_trials,
         epochs=args.epochs,
+        proxy_steps=args.proxy_steps,
         eval_subset=args.eval_subset,
         serve=args.serve,
         sampler=args.sampler,

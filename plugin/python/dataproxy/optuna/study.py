@@ -220,6 +220,8 @@ def check_config(config: StudyConfig) -> SearchSpace:
         raise StudyError(f"--image-size {config.image_size}: must be >= 0 (0 = the data's size)")
     if config.eval_subset is not None and config.eval_subset < 0:
         raise StudyError(f"--eval-subset {config.eval_subset}: must be >= 0 (0 = whole split)")
+    if config.proxy_steps < 0:
+        raise StudyError(f"--proxy-steps {config.proxy_steps}: must be >= 0 (0 = whole epochs)")
     if config.storage and config.storage_file:
         raise StudyError("--storage and --storage-file: give one of them")
     try:
