@@ -60,8 +60,9 @@ int run_calibrate(const std::vector<std::string>& args) {
       "epochs", po::value(&o.train.epochs)->default_value(0),
       "full-data epochs (and the base of each choice's length); 0 = the space's")(
       "probe-epochs", po::value(&o.probes.epochs)->default_value(0),
-      "probe training epochs; 0 = the space's (keep it so: probes are candidates here)")(
-      "probe-seed", po::value(&o.probes.seed)->default_value(0), "probe training seed")(
+      "probe training epochs; 0 = --epochs, else the space's (keep it so: the probes are "
+      "calibration candidates too)")("probe-seed", po::value(&o.probes.seed)->default_value(0),
+                                     "probe training seed")(
       "selection-split", po::value(&o.selection.split)->default_value(o.selection.split),
       "half-test or paper-test (see dataproxy generate --help)")(
       "selection-fraction", po::value(&o.selection.fraction)->default_value(o.selection.fraction),

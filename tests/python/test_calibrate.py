@@ -170,6 +170,17 @@ def test_full_data_for_a_fraction_of_the_steps(setup):
         assert "25 optimizer steps" in done.stderr, done.stderr
 
 
+def test_epochs_reach_the_probes_too(setup):
+    """The probes are the lightest and heaviest full-data candidates: `--epochs 1` (the space
+    says 2) trains them 1 epoch like the other candidates, not the space's 2."""
+    args = ["--choice", SOUND, "--candidates", "4", "--seeds", "1", "--target", "-0.9"]
+    calibrate(setup, *args, "--epochs", "1", out="one-epoch")
+    cal = json.loads((setup["tmp"] / "one-epoch" / "calibration.json").read_text())
+    assert cal["full_epochs"] == 1
+    manifest = json.loads(Path(cal["choices"][0]["seeds"][0]["manifest"]).read_text())
+    assert [p["epochs"] for p in manifest["probes"]] == [1, 1]
+
+
 @pytest.mark.parametrize(
     ("args", "words"),
     [

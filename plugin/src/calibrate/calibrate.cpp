@@ -340,7 +340,12 @@ CalibrationResult calibrate(const CalibrateOptions& o, Reporter& reporter) {
     mean_macs += static_cast<double>(model_cost(space, c, input, classes).macs);
   }
   mean_macs /= static_cast<double>(all.size());
-  const int64_t probe_epochs = o.probes.epochs > 0 ? o.probes.epochs : space.training().epochs;
+  // The probes are the lightest and heaviest full-data candidates: unless told otherwise they
+  // train as long as the other candidates, --epochs included.
+  ProbeOptions probe_options = o.probes;
+  if (probe_options.epochs == 0 && o.train.epochs > 0) probe_options.epochs = o.train.epochs;
+  const int64_t probe_epochs =
+      probe_options.epochs > 0 ? probe_options.epochs : space.training().epochs;
   const double probe_epoch_ratio =
       static_cast<double>(probe_epochs) / static_cast<double>(space_epochs);
 
@@ -372,7 +377,7 @@ CalibrationResult calibrate(const CalibrateOptions& o, Reporter& reporter) {
     p.method = make_selection_method(c.method, o.importance);
     p.seed = seed;
     p.selection = split;
-    p.probes = o.probes;
+    p.probes = probe_options;
     p.probes.count = 2;
     p.record_probes = true;  // the probes are the lightest and heaviest candidates
     p.cache_dir = cache;
