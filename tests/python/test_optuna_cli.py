@@ -252,26 +252,24 @@ def test_the_storage_url_can_come_from_the_environment(tmp_path):
     assert len(optuna.load_study(study_name="s", storage=url).trials) == 1
 
 
-def test_eval_subset_reaches_every_trial(tmp_path):
+def assert_every_trial_gets(tmp_path: Path, flag: str, value: str) -> None:
+    """Two trials of a study given `flag value` both receive it on their command line."""
     argv_file = tmp_path / "argv.jsonl"
     result = run_cli(
-        tmp_path, "--n-trials", "2", "--eval-subset", "50", env={"FAKE_ARGVFILE": str(argv_file)}
+        tmp_path, "--n-trials", "2", flag, value, env={"FAKE_ARGVFILE": str(argv_file)}
     )
     assert result.returncode == 0, result.stderr
     runs = [json.loads(x) for x in argv_file.read_text().splitlines()]
     assert len(runs) == 2
-    assert all(r[r.index("--eval-subset") + 1] == "50" for r in runs)
+    assert all(r[r.index(flag) + 1] == value for r in runs)
+
+
+def test_eval_subset_reaches_every_trial(tmp_path):
+    assert_every_trial_gets(tmp_path, "--eval-subset", "50")
 
 
 def test_proxy_steps_reach_every_trial_and_a_negative_count_is_refused(tmp_path):
-    argv_file = tmp_path / "argv.jsonl"
-    result = run_cli(
-        tmp_path, "--n-trials", "2", "--proxy-steps", "25", env={"FAKE_ARGVFILE": str(argv_file)}
-    )
-    assert result.returncode == 0, result.stderr
-    runs = [json.loads(x) for x in argv_file.read_text().splitlines()]
-    assert len(runs) == 2
-    assert all(r[r.index("--proxy-steps") + 1] == "25" for r in runs)
+    assert_every_trial_gets(tmp_path, "--proxy-steps", "25")
     bad = run_cli(tmp_path, "--proxy-steps", "-3")
     assert bad.returncode == 2 and "--proxy-steps -3" in bad.stderr, bad.stderr
 
