@@ -156,6 +156,7 @@ def test_full_data_for_a_fraction_of_the_steps(setup):
     # 1,600 images in batches of 32 are 50 steps an epoch; the space's 2 epochs are 100 steps.
     assert choice["steps"] == 25 and choice["epochs"] == 1
     assert choice["cost_per_trial"] == pytest.approx(0.25)
+    assert "is no subset: the full training data" in done.stderr  # the table says what it is
     key = json.loads(Path(choice["seeds"][0]["manifest"]).read_text())["key"]
     runs = [
         json.loads(x)

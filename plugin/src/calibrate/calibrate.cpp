@@ -600,6 +600,11 @@ std::string format_calibration(const CalibrationResult& r, double target) {
        << std::setprecision(3) << s.cost_per_trial << std::setw(13) << std::setprecision(1)
        << s.search_cost << mark << "\n";
   }
+  if (std::any_of(r.scores.begin(), r.scores.end(),
+                  [](const ChoiceScore& s) { return s.choice.ratio >= 1 && s.steps > 0; })) {
+    os << "\nMETHOD:1:L is no subset: the full training data for L of the space's training, as "
+          "optimizer steps (EcoNAS's reduced training).";
+  }
   os << "\n"
      << r.candidate_ids.size() << " candidates x " << r.seeds
      << " seeds: a rank correlation over so few candidates is coarse; the interval resamples "
