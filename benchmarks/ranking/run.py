@@ -53,6 +53,11 @@ def main() -> None:
     r.add_argument("--spaces", help="comma-separated YAML stems to run (default: the tier's)")
     r.add_argument("--reference-only", action="store_true", help="build the reference only")
     r.add_argument("--no-analyse", action="store_true", help="run only")
+    r.add_argument(
+        "--check-last",
+        action="store_true",
+        help="train the convergence check (twice the epochs) after the proxies, not first",
+    )
     a = sub.add_parser("analyse", help="tables, plots and summary from a run folder")
     a.add_argument("run_dir")
     a.add_argument("--bin")
@@ -111,7 +116,7 @@ def main() -> None:
     log(f"run folder {run_dir}")
     runner = Runner(tier, tier_name, run_dir, binary, args.deadline, args.data_root)
     try:
-        runner.run(reference_only=args.reference_only)
+        runner.run(reference_only=args.reference_only, check_last=args.check_last)
     except KeyboardInterrupt:
         tool.kill_children()
         raise

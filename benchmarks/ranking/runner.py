@@ -32,6 +32,8 @@ from util import (
     repo_path,
 )
 
+ROLES = ("convergence", "reference")  # of a full-data reference training
+
 
 @dataclasses.dataclass(frozen=True)
 class Unit:
@@ -145,10 +147,12 @@ class Runner:
             runs.insert(0, (self.tier.convergence_seed, 2 * e, "convergence"))
         return runs
 
-    def reference_units(self, plan: SpacePlan) -> list[Unit]:
+    def reference_units(self, plan: SpacePlan, roles: tuple[str, ...] = ROLES) -> list[Unit]:
         ids = self.ids(plan)
         units = []
         for seed, epochs, role in self.reference_runs(plan):
+            if role not in roles:
+                continue
             d, settings = self.reference_dir(plan, seed, epochs)
             store = d / "results.jsonl"
             done = {
@@ -408,18 +412,30 @@ class Runner:
         }
         path.write_text(json.dumps(doc, indent=2) + "\n")
 
-    def run(self, reference_only: bool = False) -> None:
+    def run(self, reference_only: bool = False, check_last: bool = False) -> None:
+        """Reference, then proxies. `check_last` trains the convergence check after the proxies:
+        for a length chosen on other grounds, the seeds and proxies are the verdict."""
         self.write_plan()
         self.event(kind="sitting", deadline=self.deadline_text)
+        first = ("reference",) if check_last else ROLES
+        self.run_reference(first)
+        if not reference_only:
+            self.run_proxies()
+        if check_last:
+            self.run_reference(("convergence",))
+        self.event(kind="finished", complete=not self.skipped_any)
+
+    def run_reference(self, roles: tuple[str, ...]) -> None:
         for plan in self.tier.spaces:
-            units = self.reference_units(plan)
+            units = self.reference_units(plan, roles)
+            name = "/".join(roles)
             if units:
-                log(f"reference {planmod.stem(plan.space)}: {len(units)} units")
+                log(f"{name} {planmod.stem(plan.space)}: {len(units)} units")
             else:
-                log(f"reference {planmod.stem(plan.space)}: cached")
+                log(f"{name} {planmod.stem(plan.space)}: cached")
             self.run_units(units)
-        if reference_only:
-            return
+
+    def run_proxies(self) -> None:
         # Phase by phase (plan.phases: the verdict's rows first), each over every seed, the
         # seeds interleaved over the spaces: a deadline cuts seeds, never a space entirely.
         n_phases = max((len(planmod.phases(p)) for p in self.tier.spaces), default=0)
@@ -441,7 +457,6 @@ class Runner:
                         phase=label,
                         wall_s=time.monotonic() - start,
                     )
-        self.event(kind="finished", complete=not self.skipped_any)
 
 
 def parse_deadline(text: str | None) -> float | None:

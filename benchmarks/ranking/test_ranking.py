@@ -8,6 +8,8 @@ fake_dataproxy.py (synthetic accuracies, seconds).
 from __future__ import annotations
 
 import base64
+import copy
+import dataclasses
 import json
 import os
 import subprocess
@@ -62,7 +64,7 @@ def test_cpu_tiers_give_5_percent_proxies_200_steps(name: str) -> None:
         assert paper5["steps"] >= 200
 
 
-def test_the_longer_cifar_tier_checks_convergence_first_and_reuses_a_cached_seed(
+def test_the_longer_cifar_tier_checks_convergence_and_reuses_a_cached_seed(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from runner import Runner
@@ -78,15 +80,21 @@ def test_the_longer_cifar_tier_checks_convergence_first_and_reuses_a_cached_seed
         ]
     longer = runs["cpu-cifar10-converged"]
     assert [(role, e) for role, _, e, _ in longer] == [
-        ("convergence", 40),
-        ("reference", 20),
-        ("reference", 20),
-        ("reference", 20),
+        ("convergence", 80),
+        ("reference", 40),
+        ("reference", 40),
+        ("reference", 40),
     ]
-    # The shorter tier's convergence run (seed 1001, 20 epochs) is the longer one's first seed.
+    assert [s for _, s, _, _ in longer] == [1001, 1001, 1002, 1003]
+    # A 40-epoch seed 1001 is keyed by its settings only, not by the tier that asked for it: the
+    # 20-epoch definition's check is the 40-epoch tier's first seed.
+    twenty = dataclasses.replace(copy.deepcopy(plan.TIERS["cpu-cifar10"]), epochs=20)
+    r20 = Runner(twenty, "twenty", tmp_path / "twenty", HERE / "fake_dataproxy.py", None, ".")
+    check20 = next(x for x in r20.reference_runs(r20.tier.spaces[0]) if x[2] == "convergence")
+    assert check20[:2] == (1001, 40)
+    assert r20.reference_dir(r20.tier.spaces[0], 1001, 40)[0] == longer[1][3]
     short_check = runs["cpu-cifar10"][0]
     assert short_check[:3] == ("convergence", 1001, 20)
-    assert short_check[3] == longer[1][3]
     assert not list(tmp_path.glob("**/settings.json"))  # computing a key writes nothing
 
 
@@ -178,3 +186,31 @@ def test_pipeline_against_the_fake_binary(tmp_path: Path) -> None:
     assert all(len(r["seeds"]) == 2 for r in space["rows"])
     assert all(s["matched"] for s in space["steps_check"])
     assert (run_dir / "ranking_smoke_fmnist_size_tau_vs_cost.png").stat().st_size > 0
+
+
+@pytest.mark.parametrize("check_last", [False, True])
+def test_convergence_check_trains_first_or_after_the_proxies(
+    tmp_path: Path, check_last: bool
+) -> None:
+    run_dir = tmp_path / "run"
+    argv = [sys.executable, str(HERE / "run.py"), "run", "--tier", "smoke", "--no-analyse"]
+    argv += ["--run-dir", str(run_dir), "--bin", str(HERE / "fake_dataproxy.py"), "--seeds", "1"]
+    subprocess.run(
+        argv + (["--check-last"] if check_last else []),
+        check=True,
+        capture_output=True,
+        env={**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"},
+    )
+    kinds = [
+        ("check" if "convergence" in e.get("unit", "") else e["kind"])
+        for e in map(json.loads, (run_dir / "events.jsonl").read_text().splitlines())
+        if e["kind"] in ("reference", "proxy", "block")
+    ]
+    assert "check" in kinds and "block" in kinds
+    last_block = max(i for i, k in enumerate(kinds) if k == "block")
+    checks = [i for i, k in enumerate(kinds) if k == "check"]
+    refs = [i for i, k in enumerate(kinds) if k == "reference"]
+    if check_last:
+        assert min(checks) > last_block and max(refs) < min(checks)
+    else:
+        assert max(checks) < min(refs) and max(checks) < last_block
