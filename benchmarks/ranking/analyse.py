@@ -39,7 +39,17 @@ def load_reference(runner: Runner, plan: SpacePlan, ids: list[str]) -> dict:
     for seed, epochs, role, store in reference_stores(runner, plan):
         recs = latest(read_jsonl(store), lambda r: r["config_id"])
         if not set(ids) <= set(recs):
-            runs.append({"seed": seed, "epochs": epochs, "role": role, "complete": False})
+            # What a partial run has so far (a convergence check may still be training).
+            partial = {i: recs[i]["full_accuracy"] for i in ids if i in recs}
+            runs.append(
+                {
+                    "seed": seed,
+                    "epochs": epochs,
+                    "role": role,
+                    "complete": False,
+                    "partial": partial,
+                }
+            )
             continue
         correct = []
         for i in ids:
@@ -119,21 +129,30 @@ def analyse_space(runner: Runner, plan: SpacePlan, tier: Tier) -> dict:
             "test_size": main_runs[0]["test_size"],
         }
     )
-    conv = next((r for r in ref["runs"] if r["role"] == "convergence" and r["complete"]), None)
-    if conv:
-        base = next(r for r in main_runs if r["seed"] == conv["seed"])
-        diff = 100 * (np.array(conv["accuracy"]) - np.array(base["accuracy"]))
-        m = stats.ranking_metrics(list(base["accuracy"]), list(conv["accuracy"]))
+    conv = next((r for r in ref["runs"] if r["role"] == "convergence"), None)
+    base = next((r for r in main_runs if conv and r["seed"] == conv["seed"]), None)
+    if base and (conv["complete"] or conv["partial"]):
+        got = conv["accuracy"] if conv["complete"] else [conv["partial"].get(i) for i in ids]
+        pairs = [(b, c) for b, c in zip(base["accuracy"], got) if c is not None]
+        diff = 100 * (np.array([c for _, c in pairs]) - np.array([b for b, _ in pairs]))
         res["reference"]["convergence"] = {
             "seed": conv["seed"],
             "epochs": conv["epochs"],
-            "accuracy": conv["accuracy"],
-            "diff_points": diff.tolist(),
+            "complete": conv["complete"],
+            "configs_checked": len(pairs),
+            "accuracy": got,
+            "diff_points": [
+                None if c is None else 100 * (c - b) for b, c in zip(base["accuracy"], got)
+            ],
             "max_abs_points": float(np.abs(diff).max()),
             "mean_points": float(diff.mean()),
             "within_1_point": int((np.abs(diff) <= 1.0).sum()),
-            "kendall": m["all"]["kendall"],
-            "met": bool(np.abs(diff).max() <= 1.0),
+            "kendall": (
+                stats.ranking_metrics(list(base["accuracy"]), list(got))["all"]["kendall"]
+                if conv["complete"]
+                else None
+            ),
+            "met": bool(conv["complete"] and np.abs(diff).max() <= 1.0),
         }
     correct = np.stack([r["correct"] for r in main_runs])  # [seeds, configs, test]
     train_size = main_runs[0]["train_size"]

@@ -9,6 +9,22 @@ import plan as planmod
 from plan import FULL_STEPS
 
 
+def convergence_text(conv: dict, epochs: int, n_configs: int) -> str:
+    """The convergence check in one sentence; a check still training says how far it got."""
+    n = conv.get("configs_checked", n_configs)
+    so_far = "" if conv.get("complete", True) else f", {n} of {n_configs} configurations so far"
+    text = (
+        f"Convergence check (seed {conv['seed']}, {conv['epochs']} against {epochs} epochs"
+        f"{so_far}): {conv['within_1_point']}/{n} within 1 point, largest change "
+        f"{conv['max_abs_points']:.1f} points, mean {conv['mean_points']:+.2f}"
+    )
+    if conv.get("kendall") is not None:
+        text += f"; tau between the two {fmt(conv['kendall'])}"
+    if not conv.get("complete", True):
+        return text + ": pending."
+    return text + (": met." if conv["met"] else ": **not met** (not fully converged).")
+
+
 def fmt(x: float | None, digits: int = 3) -> str:
     return "n/a" if x is None else f"{x:.{digits}f}"
 
@@ -112,7 +128,7 @@ def reference_section(res: dict) -> list[str]:
     if conv:
         out.append(
             f"| {conv['epochs']} epochs, seed {conv['seed']} minus {ref['epochs']} epochs (pts) | "
-            + " | ".join(f"{d:+.1f}" for d in conv["diff_points"])
+            + " | ".join("n/a" if d is None else f"{d:+.1f}" for d in conv["diff_points"])
             + " |"
         )
     out.append("")
@@ -127,13 +143,7 @@ def reference_section(res: dict) -> list[str]:
         f"passes, {ref['search_seconds']:.0f} s of training per seed."
     )
     if conv:
-        out.append(
-            f"Convergence check (seed {conv['seed']}, {conv['epochs']} against {ref['epochs']} "
-            f"epochs): {conv['within_1_point']}/{len(ids)} configurations within 1 point, largest "
-            f"change {conv['max_abs_points']:.1f} points, mean {conv['mean_points']:+.2f}; tau "
-            f"between the two {fmt(conv['kendall'])}: "
-            + ("met." if conv["met"] else "**not met** (the reference is not fully converged).")
-        )
+        out.append(convergence_text(conv, ref["epochs"], len(ids)))
     if ref.get("missing"):
         out.append(
             "Missing reference trainings: "
@@ -316,11 +326,7 @@ def summary_markdown(doc: dict) -> str:
             f"{fmt(ref['ceiling_test']['kendall_all'])} on the test slice, "
             f"{fmt(ce.get('kendall_all'))} on the evaluation splits."
             + (
-                f" Convergence check {'met' if ref['convergence']['met'] else 'not met'}: at "
-                f"twice the epochs {ref['convergence']['within_1_point']}/"
-                f"{len(ref['convergence']['diff_points'])} configurations within 1 point, largest "
-                f"change {ref['convergence']['max_abs_points']:.1f} points, mean "
-                f"{ref['convergence']['mean_points']:+.1f}."
+                " " + convergence_text(ref["convergence"], ref["epochs"], len(ref["accuracy_mean"]))
                 if ref.get("convergence")
                 else ""
             )

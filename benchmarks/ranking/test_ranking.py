@@ -214,3 +214,19 @@ def test_convergence_check_trains_first_or_after_the_proxies(
         assert min(checks) > last_block and max(refs) < min(checks)
     else:
         assert max(checks) < min(refs) and max(checks) < last_block
+        return
+    # A check cut short (a session ended) is reported for the configurations it has.
+    store = next((run_dir / "reference_cache").glob("fmnist_size-e2-s1001-*/results.jsonl"))
+    lines = store.read_text().splitlines()
+    store.write_text("\n".join(lines[:3]) + "\n")
+    subprocess.run(
+        [sys.executable, str(HERE / "run.py"), "analyse", str(run_dir), "--out", str(run_dir)]
+        + ["--bin", str(HERE / "fake_dataproxy.py")],
+        check=True,
+        capture_output=True,
+        env={**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"},
+    )
+    summary = (run_dir / "ranking_smoke_summary.md").read_text()
+    n = len(lines)
+    assert f"(seed 1001, 2 against 1 epochs, 3 of {n} configurations so far)" in summary
+    assert "pending" in summary
