@@ -230,3 +230,20 @@ def test_convergence_check_trains_first_or_after_the_proxies(
     n = len(lines)
     assert f"(seed 1001, 2 against 1 epochs, 3 of {n} configurations so far)" in summary
     assert "pending" in summary
+
+
+def test_split_shares_configurations_and_cost() -> None:
+    from runner import Unit, split
+
+    u = Unit("proxy", "s.yaml", 3, "p.jsonl", tuple("abcde"), 50.0, "arm 5% paper seed 3")
+    parts = split(u, 2)
+    assert [p.configs for p in parts] == [("a", "c", "e"), ("b", "d")]
+    assert [p.cost for p in parts] == [30.0, 20.0]
+    assert [p.label for p in parts] == [
+        "arm 5% paper seed 3 part 1/2",
+        "arm 5% paper seed 3 part 2/2",
+    ]
+    assert all(p.seed == 3 and p.store == "p.jsonl" for p in parts)
+    assert split(u, 1) == [u]
+    one = Unit("proxy", "s.yaml", 3, "p.jsonl", ("a",), 10.0, "x")
+    assert split(one, 4) == [one]
