@@ -186,6 +186,13 @@ def test_pipeline_against_the_fake_binary(tmp_path: Path) -> None:
     assert all(len(r["seeds"]) == 2 for r in space["rows"])
     assert all(s["matched"] for s in space["steps_check"])
     assert (run_dir / "ranking_smoke_fmnist_size_tau_vs_cost.png").stat().st_size > 0
+    # Importance is charged its probes, and its speedup is the full search over all of that.
+    main = next(r for r in space["rows"] if r["arm"] == "importance" and r["length"] == "paper")
+    fixed = main["cost"]["end_to_end_passes"] - main["cost"]["search_passes"]
+    assert fixed > 0  # the probes are charged
+    assert main["cost"]["speedup_passes"] == pytest.approx(
+        space["reference"]["search_passes"] / main["cost"]["end_to_end_passes"]
+    )
 
 
 @pytest.mark.parametrize("check_last", [False, True])
@@ -247,3 +254,28 @@ def test_split_shares_configurations_and_cost() -> None:
     assert split(u, 1) == [u]
     one = Unit("proxy", "s.yaml", 3, "p.jsonl", ("a",), 10.0, "x")
     assert split(one, 4) == [one]
+
+
+def test_end_to_end_goal_projects_the_probes_over_100_configurations() -> None:
+    import analyse
+
+    row = {
+        "arm": "importance",
+        "ratio": 0.05,
+        "length": plan.PAPER,
+        "summary": {"kendall_all": {"mean": 0.7}},
+        # 12 candidates at 12.8k passes each, probes and features 515,333 passes
+        "cost": {"search_passes": 153600.0, "end_to_end_passes": 668933.0, "speedup_passes": 4.59},
+    }
+    res = {
+        "main_arm": "importance",
+        "configs": [f"c{i}" for i in range(12)],
+        "comparisons": [],
+        "rows": [row],
+        "reference": {"search_passes": 3072000.0},
+    }
+    g = next(g for g in analyse.goals(res) if "projected for 100" in g["goal"])
+    # 100 x 256k full-data passes against 515,333 + 100 x 12.8k
+    assert "4.6x for 12; 14.3x for 100" in g["measured"] and g["met"]
+    row["cost"]["speedup_passes"] = 3.0
+    assert not next(g for g in analyse.goals(res) if "projected" in g["goal"])["met"]
