@@ -131,7 +131,14 @@ def analyse_space(runner: Runner, plan: SpacePlan, tier: Tier) -> dict:
     )
     conv = next((r for r in ref["runs"] if r["role"] == "convergence"), None)
     base = next((r for r in main_runs if conv and r["seed"] == conv["seed"]), None)
-    if base and (conv["complete"] or conv["partial"]):
+    if base and not (conv["complete"] or conv["partial"]):
+        res["reference"]["convergence"] = {
+            "seed": conv["seed"],
+            "epochs": conv["epochs"],
+            "complete": False,
+            "configs_checked": 0,
+        }
+    elif base:
         got = conv["accuracy"] if conv["complete"] else [conv["partial"].get(i) for i in ids]
         pairs = [(b, c) for b, c in zip(base["accuracy"], got) if c is not None]
         diff = 100 * (np.array([c for _, c in pairs]) - np.array([b for b, _ in pairs]))

@@ -12,6 +12,8 @@ from plan import FULL_STEPS
 def convergence_text(conv: dict, epochs: int, n_configs: int) -> str:
     """The convergence check in one sentence; a check still training says how far it got."""
     n = conv.get("configs_checked", n_configs)
+    if n == 0:
+        return f"Convergence check (seed {conv['seed']}, {conv['epochs']} epochs): not trained yet."
     so_far = "" if conv.get("complete", True) else f", {n} of {n_configs} configurations so far"
     text = (
         f"Convergence check (seed {conv['seed']}, {conv['epochs']} against {epochs} epochs"
@@ -125,7 +127,7 @@ def reference_section(res: dict) -> list[str]:
             "| SD (pts) | " + " | ".join(f"{100 * a:.2f}" for a in ref["accuracy_sd"]) + " |"
         )
     conv = ref.get("convergence")
-    if conv:
+    if conv and conv.get("configs_checked", 1):
         out.append(
             f"| {conv['epochs']} epochs, seed {conv['seed']} minus {ref['epochs']} epochs (pts) | "
             + " | ".join("n/a" if d is None else f"{d:+.1f}" for d in conv["diff_points"])

@@ -225,18 +225,22 @@ def test_convergence_check_trains_first_or_after_the_proxies(
     # A check cut short (a session ended) is reported for the configurations it has.
     store = next((run_dir / "reference_cache").glob("fmnist_size-e2-s1001-*/results.jsonl"))
     lines = store.read_text().splitlines()
-    store.write_text("\n".join(lines[:3]) + "\n")
-    subprocess.run(
-        [sys.executable, str(HERE / "run.py"), "analyse", str(run_dir), "--out", str(run_dir)]
-        + ["--bin", str(HERE / "fake_dataproxy.py")],
-        check=True,
-        capture_output=True,
-        env={**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"},
-    )
-    summary = (run_dir / "ranking_smoke_summary.md").read_text()
-    n = len(lines)
-    assert f"(seed 1001, 2 against 1 epochs, 3 of {n} configurations so far)" in summary
+
+    def summary_with(kept: list[str]) -> str:
+        store.write_text("".join(f"{x}\n" for x in kept))
+        subprocess.run(
+            [sys.executable, str(HERE / "run.py"), "analyse", str(run_dir), "--out", str(run_dir)]
+            + ["--bin", str(HERE / "fake_dataproxy.py")],
+            check=True,
+            capture_output=True,
+            env={**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"},
+        )
+        return (run_dir / "ranking_smoke_summary.md").read_text()
+
+    summary = summary_with(lines[:3])
+    assert f"(seed 1001, 2 against 1 epochs, 3 of {len(lines)} configurations so far)" in summary
     assert "pending" in summary
+    assert "Convergence check (seed 1001, 2 epochs): not trained yet." in summary_with([])
 
 
 def test_split_shares_configurations_and_cost() -> None:
